@@ -1,0 +1,78 @@
+"""Learning benchmark: train envs for a number of steps over several seeds; mean ± std of the final return.
+
+    python bench/learning.py --envs CartPole-v1 Acrobot-v1 Pendulum-v1 --total-timesteps 100000 --seeds 1 2 3 4 5
+
+Each run is `main.py` with its defaults (the original hyperparameters) except the env, the step count and the
+seed; the score of a run is the mean return of its last 20 episodes, as printed in main.py's summary line.
+With --sb3, Stable-Baselines3's PPO is trained in the same invocation with the same hyperparameters
+(requirements-bench.txt) and the ratio of the two means is printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+SUMMARY = re.compile(r"mean return of the last \d+ episodes: (\S+);")
+
+
+def run_ours(env_id: str, steps: int, seed: int, extra: list[str]) -> float:
+    with tempfile.TemporaryDirectory() as log_dir:
+        out = subprocess.run(
+            [sys.executable, str(ROOT / "main.py"), "--environment-id", env_id, "--total-timesteps", str(steps),
+             "--seed", str(seed), "--log-dir", log_dir, "--no-progress", *extra],
+            check=True, capture_output=True, text=True, cwd=ROOT,
+        ).stdout
+    return float(SUMMARY.search(out).group(1))
+
+
+def run_sb3(env_id: str, steps: int, seed: int) -> float:
+    """SB3 PPO with main.py's default hyperparameters (its own defaults differ)."""
+    import gymnasium as gym
+    import torch
+    from stable_baselines3 import PPO
+    from stable_baselines3.common.env_util import make_vec_env
+    from stable_baselines3.common.vec_env import VecNormalize
+
+    envs = make_vec_env(env_id, n_envs=4, seed=seed)
+    if isinstance(envs.action_space, gym.spaces.Box):
+        envs = VecNormalize(envs, gamma=0.99)
+    lr0 = 2.5e-4
+    model = PPO("MlpPolicy", envs, learning_rate=lambda remaining: lr0 * remaining, n_steps=128, batch_size=128,
+                n_epochs=4, gamma=0.99, gae_lambda=0.95, clip_range=0.2, clip_range_vf=0.2, ent_coef=0.01,
+                vf_coef=0.5, max_grad_norm=0.5, seed=seed, device="cpu",
+                policy_kwargs=dict(net_arch=dict(pi=[64, 64], vf=[64, 64]), activation_fn=torch.nn.Tanh))
+    model.learn(total_timesteps=steps)
+    returns = [info["r"] for info in model.ep_info_buffer][-20:]
+    return float(np.mean(returns))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--envs", nargs="+", default=["CartPole-v1", "Acrobot-v1", "Pendulum-v1"])
+    parser.add_argument("--total-timesteps", type=int, default=100_000)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3, 4, 5])
+    parser.add_argument("--sb3", action="store_true", help="also train Stable-Baselines3 PPO and print the ratio")
+    parser.add_argument("extra", nargs="*", help="extra main.py flags, after --")
+    args = parser.parse_args()
+
+    print(f"| env | steps | this project (seeds {args.seeds[0]}–{args.seeds[-1]}) |"
+          + (" Stable-Baselines3 | ratio |" if args.sb3 else ""))
+    for env_id in args.envs:
+        ours = [run_ours(env_id, args.total_timesteps, seed, args.extra) for seed in args.seeds]
+        row = f"| {env_id} | {args.total_timesteps:,} | {np.mean(ours):.1f} ± {np.std(ours):.1f} |"
+        if args.sb3:
+            theirs = [run_sb3(env_id, args.total_timesteps, seed) for seed in args.seeds]
+            row += f" {np.mean(theirs):.1f} ± {np.std(theirs):.1f} | {np.mean(ours) / np.mean(theirs):.2f} |"
+        print(row + f"   per seed: {[round(x, 1) for x in ours]}", flush=True)
+
+
+if __name__ == "__main__":
+    main()

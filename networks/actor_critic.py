@@ -1,0 +1,50 @@
+"""What the training loop asks of a network, whatever its body: act, value, evaluate."""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+import torch
+from torch import nn
+
+from networks.heads import CategoricalHead, GaussianHead
+
+
+def layer_init(layer: nn.Module, std: float = float(np.sqrt(2)), bias: float = 0.0) -> nn.Module:
+    """Orthogonal weights with gain ``std`` and constant bias, as in the PPO implementation details."""
+    nn.init.orthogonal_(layer.weight, std)
+    nn.init.constant_(layer.bias, bias)
+    return layer
+
+
+def make_head(action_space: gym.Space) -> CategoricalHead | GaussianHead:
+    if isinstance(action_space, gym.spaces.Discrete):
+        return CategoricalHead(int(action_space.n))
+    if isinstance(action_space, gym.spaces.Box) and len(action_space.shape) == 1:
+        return GaussianHead(int(action_space.shape[0]))
+    raise ValueError(f"unsupported action space {action_space}: only Discrete and 1-D Box are supported")
+
+
+class ActorCritic(nn.Module):
+    """Subclasses define ``head`` and ``forward(obs) -> (distribution parameters, value)``."""
+
+    head: CategoricalHead | GaussianHead
+
+    def forward(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        raise NotImplementedError
+
+    def value(self, obs: torch.Tensor) -> torch.Tensor:
+        return self(obs)[1]
+
+    def act(self, obs: torch.Tensor, deterministic: bool = False
+            ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """One forward for action, its log-probability and the value (call under torch.no_grad in rollouts)."""
+        params, value = self(obs)
+        action = self.head.mode(params) if deterministic else self.head.sample(params)
+        return action, self.head.log_prob(params, action), value
+
+    def evaluate(self, obs: torch.Tensor, action: torch.Tensor
+                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Log-probability of stored actions, entropy and value, with gradients, for the update."""
+        params, value = self(obs)
+        return self.head.log_prob(params, action), self.head.entropy(params), value

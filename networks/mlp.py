@@ -1,0 +1,34 @@
+"""The MLP actor-critic for flat observations: separate 64-64 tanh actor and critic."""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+import torch
+from torch import nn
+
+from networks.actor_critic import ActorCritic, layer_init, make_head
+
+
+def _mlp(in_features: int, hidden: int, out_features: int, out_std: float) -> nn.Sequential:
+    return nn.Sequential(
+        layer_init(nn.Linear(in_features, hidden)), nn.Tanh(),
+        layer_init(nn.Linear(hidden, hidden)), nn.Tanh(),
+        layer_init(nn.Linear(hidden, out_features), std=out_std),
+    )
+
+
+class MLPActorCritic(ActorCritic):
+    def __init__(self, observation_space: gym.spaces.Box, action_space: gym.Space, hidden: int = 64) -> None:
+        super().__init__()
+        obs_dim = int(np.prod(observation_space.shape))
+        self.head = make_head(action_space)
+        self.critic = _mlp(obs_dim, hidden, 1, out_std=1.0)
+        self.actor = _mlp(obs_dim, hidden, self.head.num_outputs, out_std=0.01)
+
+    def forward(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        obs = obs.float()
+        return self.actor(obs), self.critic(obs).squeeze(-1)
+
+    def value(self, obs: torch.Tensor) -> torch.Tensor:
+        return self.critic(obs.float()).squeeze(-1)

@@ -1,0 +1,291 @@
+"""Command-line flags shared by main.py and main_atari.py, and the checks on them.
+
+The original README's two usage texts are the contract: every flag keeps its name, type, default and help
+sentence. Each script therefore lists its own help sentences and default *texts* ("2.5e-4", "1e7") in a table;
+the parsed default is that text run through the flag's type, so the help line and the value can never drift apart.
+All validation that needs no environment happens here, before anything is created.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import random
+import re
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, NoReturn
+
+import numpy as np
+import torch
+
+
+class UsageError(Exception):
+    """Bad input from the user: reported as one line on stderr with exit status 2."""
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """An ArgumentParser whose errors are a single line on stderr (no usage dump), exit status 2."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Let "-1e-3" be read as a (bad) value, not as an unknown option, so the error names the real problem.
+        self._negative_number_matcher = re.compile(r"^-(\d+\.?\d*|\.\d+)(e[-+]?\d+)?$")
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+# ---- value types: each names the problem; argparse prefixes "argument --flag:" ----------------------------------
+
+
+def count(text: str) -> int:
+    """A positive whole number, also written the way people type it: 1e6, 1_000_000."""
+    try:
+        value = float(text.replace("_", ""))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive whole number, got {text!r}") from None
+    if not math.isfinite(value) or value != int(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive whole number, got {text!r}")
+    return int(value)
+
+
+def whole_number(text: str) -> int:
+    """Any whole number ≥ 0 (seeds), accepting 1e3 notation."""
+    try:
+        value = float(text.replace("_", ""))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number ≥ 0, got {text!r}") from None
+    if not math.isfinite(value) or value != int(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"expected a whole number ≥ 0, got {text!r}")
+    return int(value)
+
+
+def _float_in(name: str, ok: Callable[[float], bool]) -> Callable[[str], float]:
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {name}, got {text!r}") from None
+        if not math.isfinite(value) or not ok(value):
+            raise argparse.ArgumentTypeError(f"expected {name}, got {text!r}")
+        return value
+
+    parse.__name__ = name
+    return parse
+
+
+positive_float = _float_in("a number > 0", lambda v: v > 0)
+non_negative_float = _float_in("a number ≥ 0", lambda v: v >= 0)
+unit_interval = _float_in("a number in [0, 1]", lambda v: 0 <= v <= 1)
+
+# The type of every original flag, shared by both scripts (names and types are identical in both usages).
+FLAG_TYPES: dict[str, Callable[[str], Any]] = {
+    "--environment-id": str,
+    "--num-envs": count,
+    "--num-steps-collected": count,
+    "--num-mini-batches": count,
+    "--num-epochs": count,
+    "--learning-rate": positive_float,
+    "--total-timesteps": count,
+    "--gae-gamma": unit_interval,
+    "--gae-lambda": unit_interval,
+    "--clip-coeff": positive_float,
+    "--ent-loss-coeff": non_negative_float,
+    "--value-loss-coeff": non_negative_float,
+    "--max-gradient": positive_float,
+    "--seed": whole_number,
+}
+SWITCHES = ("--deterministic-torch", "--use-gpu")
+
+
+@dataclass(frozen=True)
+class ScriptFlags:
+    """One script's contract: description, and per original flag (default text, help sentence)."""
+
+    prog: str
+    description: str
+    flags: dict[str, tuple[str, str]]
+    exp_name: str
+
+
+CLASSIC = ScriptFlags(
+    prog="main.py",
+    description="PPO Classic Control Training Script",
+    exp_name="ppo",
+    flags={
+        "--environment-id": ("CartPole-v1", "Gym environment id to train on"),
+        "--num-envs": ("4", "number of parallel environments to use"),
+        "--num-steps-collected": ("128", "number of steps to collect per environment"),
+        "--num-mini-batches": ("4", "number of mini-batches to split each rollout into for training"),
+        "--num-epochs": ("4", "number of epochs to train on each mini-batch"),
+        "--learning-rate": ("2.5e-4", "learning rate"),
+        "--total-timesteps": ("25000", "total number of timesteps to train for"),
+        "--gae-gamma": ("0.99", "discount factor for Generalized Advantage Estimation"),
+        "--gae-lambda": ("0.95", "Lambda parameter for Generalized Advantage Estimation"),
+        "--clip-coeff": ("0.2", "Clipping parameter for PPO loss function"),
+        "--ent-loss-coeff": ("0.01", "Weighting parameter for entropy loss term in PPO loss function"),
+        "--value-loss-coeff": ("0.5", "Weighting parameter for value loss term in PPO loss function"),
+        "--max-gradient": ("0.5", "Maximum gradient norm for gradient clipping"),
+        "--seed": ("1", "random seed"),
+        "--deterministic-torch": ("False", "whether to use deterministic torch operations"),
+        "--use-gpu": ("False", "whether to use a GPU"),
+    },
+)
+
+ATARI = ScriptFlags(
+    prog="main_atari.py",
+    description="PPO Atari Training Script",
+    exp_name="ppo_atari",
+    flags={
+        "--environment-id": ("ALE/Assault-v5", "environment ID"),
+        "--num-envs": ("8", "number of environments"),
+        "--num-steps-collected": ("128", "number of steps collected per rollout"),
+        "--num-mini-batches": ("4", "number of mini-batches"),
+        "--num-epochs": ("4", "number of epochs per training phase"),
+        "--learning-rate": ("2.5e-4", "learning rate"),
+        "--total-timesteps": ("1e7", "total number of timesteps"),
+        "--gae-gamma": ("0.99", "GAE gamma parameter"),
+        "--gae-lambda": ("0.95", "GAE lambda parameter"),
+        "--clip-coeff": ("0.1", "clipping coefficient"),
+        "--ent-loss-coeff": ("0.01", "entropy loss coefficient"),
+        "--value-loss-coeff": ("0.5", "value loss coefficient"),
+        "--max-gradient": ("0.5", "maximum gradient value"),
+        "--seed": ("1", "random seed"),
+        "--deterministic-torch": ("False", "whether to set deterministic torch behavior"),
+        "--use-gpu": ("False", "whether to use GPU"),
+    },
+)
+
+
+def build_parser(script: ScriptFlags) -> OneLineParser:
+    """The original flags, in the original order, then the extras both scripts share."""
+    parser = OneLineParser(prog=script.prog, description=script.description)
+    for flag, (default_text, sentence) in script.flags.items():
+        help_text = f"{sentence} (default: {default_text})"
+        if flag in SWITCHES:
+            parser.add_argument(flag, action="store_true", help=help_text)
+        else:
+            kind = FLAG_TYPES[flag]
+            parser.add_argument(flag, type=kind, default=kind(default_text), help=help_text)
+
+    extra = parser.add_argument_group("additional options")
+    extra.add_argument("--exp-name", default=script.exp_name,
+                       help=f"experiment name, part of the run directory name (default: {script.exp_name})")
+    extra.add_argument("--log-dir", default="runs",
+                       help="directory that holds one TensorBoard run directory per run (default: runs)")
+    extra.add_argument("--capture-video", action="store_true",
+                       help="record videos of env 0's episodes into videos/<run name>/ (default: False)")
+    extra.add_argument("--no-progress", action="store_true",
+                       help="no progress bar, only the summary line at the end (default: False)")
+    extra.add_argument("--no-anneal-lr", dest="anneal_lr", action="store_false",
+                       help="keep the learning rate constant instead of annealing it linearly to 0 (default: False)")
+    extra.add_argument("--no-clip-value-loss", dest="clip_value_loss", action="store_false",
+                       help="plain squared-error value loss instead of the clipped one (default: False)")
+    return parser
+
+
+def add_normalization_flags(parser: argparse.ArgumentParser) -> None:
+    """main.py's normalization switches: observations for Box action spaces, rewards for all."""
+    group = parser.add_argument_group("normalization")
+    group.add_argument("--no-normalize-observation", dest="normalize_observation", action="store_false",
+                       help="turn off running observation normalization, which is on for Box action spaces "
+                            "(default: False)")
+    group.add_argument("--no-normalize-reward", dest="normalize_reward", action="store_false",
+                       help="turn off scaling rewards by the running std of the discounted return "
+                            "(default: False)")
+
+
+def check_batch(args: argparse.Namespace) -> None:
+    """Checks that need several flags together; single-flag checks live in the value types."""
+    batch = args.num_envs * args.num_steps_collected
+    if batch % args.num_mini_batches:
+        raise UsageError(
+            f"argument --num-mini-batches: the batch of --num-envs {args.num_envs} × --num-steps-collected "
+            f"{args.num_steps_collected} = {batch} samples does not split into {args.num_mini_batches} "
+            "equal mini-batches"
+        )
+
+
+def select_device(use_gpu: bool) -> torch.device:
+    if not use_gpu:
+        return torch.device("cpu")
+    if not torch.cuda.is_available():
+        raise UsageError("argument --use-gpu: CUDA is not available on this machine (drop --use-gpu to train on CPU)")
+    return torch.device("cuda")
+
+
+def seed_everything(seed: int, deterministic_torch: bool) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    if deterministic_torch:
+        # cuBLAS needs this workspace setting before its first use to be deterministic.
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.use_deterministic_algorithms(True)
+        torch.backends.cudnn.deterministic = True
+        torch.backends.cudnn.benchmark = False
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """What the shared training loop needs, independent of which script parsed it."""
+
+    num_envs: int
+    num_steps: int
+    num_minibatches: int
+    num_epochs: int
+    learning_rate: float
+    total_timesteps: int
+    gamma: float
+    gae_lambda: float
+    clip_coef: float
+    ent_coef: float
+    vf_coef: float
+    max_grad_norm: float
+    seed: int
+    anneal_lr: bool = True
+    clip_value_loss: bool = True
+
+    @property
+    def batch_size(self) -> int:
+        return self.num_envs * self.num_steps
+
+    @property
+    def minibatch_size(self) -> int:
+        return self.batch_size // self.num_minibatches
+
+    @property
+    def num_updates(self) -> int:
+        """Enough updates to train at least total_timesteps steps."""
+        return -(-self.total_timesteps // self.batch_size)
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> TrainConfig:
+        return cls(
+            num_envs=args.num_envs,
+            num_steps=args.num_steps_collected,
+            num_minibatches=args.num_mini_batches,
+            num_epochs=args.num_epochs,
+            learning_rate=args.learning_rate,
+            total_timesteps=args.total_timesteps,
+            gamma=args.gae_gamma,
+            gae_lambda=args.gae_lambda,
+            clip_coef=args.clip_coeff,
+            ent_coef=args.ent_loss_coeff,
+            vf_coef=args.value_loss_coeff,
+            max_grad_norm=args.max_gradient,
+            seed=args.seed,
+            anneal_lr=args.anneal_lr,
+            clip_value_loss=args.clip_value_loss,
+        )
+
+
+def fail(parser: argparse.ArgumentParser, error: UsageError) -> NoReturn:
+    parser.error(str(error))
+
+
+def is_terminal() -> bool:
+    return sys.stdout.isatty()

@@ -1,0 +1,54 @@
+"""The PPO clipped loss: a pure function of tensors, so it can be checked against hand-computed values."""
+
+from __future__ import annotations
+
+import torch
+
+
+def ppo_loss(
+    new_logprobs: torch.Tensor,
+    old_logprobs: torch.Tensor,
+    advantages: torch.Tensor,
+    new_values: torch.Tensor,
+    old_values: torch.Tensor,
+    returns: torch.Tensor,
+    entropy: torch.Tensor,
+    clip_coef: float,
+    vf_coef: float,
+    ent_coef: float,
+    normalize_advantages: bool = True,
+    clip_value_loss: bool = True,
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """Total loss = clipped surrogate − ent_coef·entropy + vf_coef·value loss, and detached statistics.
+
+    Advantages are normalized per minibatch (mean 0, std 1). The value loss is ½·max((V−R)², (V_clip−R)²) where
+    V_clip keeps the new value within ±clip_coef of the value at collection time, as in the PPO2 baselines.
+    """
+    log_ratio = new_logprobs - old_logprobs
+    ratio = log_ratio.exp()
+    if normalize_advantages and advantages.numel() > 1:
+        advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
+
+    policy_loss = torch.max(-advantages * ratio,
+                            -advantages * torch.clamp(ratio, 1 - clip_coef, 1 + clip_coef)).mean()
+
+    value_error = (new_values - returns) ** 2
+    if clip_value_loss:
+        clipped_values = old_values + torch.clamp(new_values - old_values, -clip_coef, clip_coef)
+        value_error = torch.max(value_error, (clipped_values - returns) ** 2)
+    value_loss = 0.5 * value_error.mean()
+
+    entropy_mean = entropy.mean()
+    loss = policy_loss - ent_coef * entropy_mean + vf_coef * value_loss
+
+    with torch.no_grad():
+        stats = {
+            "policy_loss": policy_loss.detach(),
+            "value_loss": value_loss.detach(),
+            "entropy": entropy_mean.detach(),
+            # Two estimators of KL(old || new): the naive −log r and the unbiased (r − 1) − log r (Schulman's k3).
+            "old_approx_kl": (-log_ratio).mean(),
+            "approx_kl": ((ratio - 1) - log_ratio).mean(),
+            "clipfrac": ((ratio - 1.0).abs() > clip_coef).float().mean(),
+        }
+    return loss, stats

@@ -1,0 +1,72 @@
+"""Running observation normalization and reward scaling for continuous control.
+
+Gymnasium's vector NormalizeObservation refuses SAME_STEP autoreset (it could not normalize ``final_obs``), and
+its per-env twin keeps one set of statistics per env. The training loop needs one set of statistics for all envs,
+applied to both the observation and the final observation it bootstraps a truncation from, and saved with the
+model; so the loop applies these itself. Same formulas as Gymnasium's wrappers and SB3's VecNormalize.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+class RunningMeanStd:
+    """Mean and variance over a stream of batches (parallel algorithm of Chan et al.)."""
+
+    def __init__(self, shape: tuple[int, ...] = (), epsilon: float = 1e-4) -> None:
+        self.mean = np.zeros(shape, np.float64)
+        self.var = np.ones(shape, np.float64)
+        self.count = epsilon
+
+    def update(self, batch: np.ndarray) -> None:
+        batch_mean = batch.mean(axis=0)
+        batch_var = batch.var(axis=0)
+        batch_count = batch.shape[0]
+        delta = batch_mean - self.mean
+        total = self.count + batch_count
+        self.mean = self.mean + delta * batch_count / total
+        m2 = self.var * self.count + batch_var * batch_count + delta**2 * self.count * batch_count / total
+        self.var = m2 / total
+        self.count = total
+
+    def state_dict(self) -> dict:
+        return {"mean": self.mean.copy(), "var": self.var.copy(), "count": self.count}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.mean = np.array(state["mean"], np.float64)
+        self.var = np.array(state["var"], np.float64)
+        self.count = float(state["count"])
+
+
+class ObservationNormalizer:
+    """(obs - mean) / sqrt(var + eps), clipped to ±clip; statistics updated from each batch of observations."""
+
+    def __init__(self, shape: tuple[int, ...], clip: float = 10.0, epsilon: float = 1e-8) -> None:
+        self.rms = RunningMeanStd(shape)
+        self.clip = clip
+        self.epsilon = epsilon
+
+    def __call__(self, obs: np.ndarray, update: bool = True) -> np.ndarray:
+        if update:
+            self.rms.update(obs)
+        scaled = (obs - self.rms.mean) / np.sqrt(self.rms.var + self.epsilon)
+        return np.clip(scaled, -self.clip, self.clip).astype(np.float32)
+
+
+class RewardScaler:
+    """Divides rewards by the running std of the discounted return, per env, as Gymnasium's NormalizeReward."""
+
+    def __init__(self, num_envs: int, gamma: float, clip: float = 10.0, epsilon: float = 1e-8) -> None:
+        self.rms = RunningMeanStd(())
+        self.returns = np.zeros(num_envs, np.float64)
+        self.gamma = gamma
+        self.clip = clip
+        self.epsilon = epsilon
+
+    def __call__(self, rewards: np.ndarray, dones: np.ndarray) -> np.ndarray:
+        self.returns = self.returns * self.gamma + rewards
+        self.rms.update(self.returns)
+        self.returns[dones] = 0.0
+        scaled = rewards / np.sqrt(self.rms.var + self.epsilon)
+        return np.clip(scaled, -self.clip, self.clip).astype(np.float32)

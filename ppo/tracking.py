@@ -1,0 +1,64 @@
+"""Where a run's output goes: its directory, TensorBoard scalars, the progress bar and the summary line."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections import deque
+from pathlib import Path
+
+import numpy as np
+from torch.utils.tensorboard import SummaryWriter
+from tqdm import tqdm
+
+
+def run_name(env_id: str, exp_name: str, seed: int) -> str:
+    """``<env>__<exp-name>__<seed>__<unix time>``; the '/' of namespaced ids (ALE/Pong-v5) would nest folders."""
+    return f"{env_id.replace('/', '_')}__{exp_name}__{seed}__{int(time.time())}"
+
+
+def hyperparameter_table(args: argparse.Namespace) -> str:
+    rows = "\n".join(f"|{key}|{value}|" for key, value in sorted(vars(args).items()))
+    return f"|param|value|\n|-|-|\n{rows}"
+
+
+class RunLogger:
+    """TensorBoard writer plus the terminal view of a run. Created only once every input has been checked."""
+
+    def __init__(self, run_dir: Path, args: argparse.Namespace, total_steps: int, show_progress: bool,
+                 recent: int = 20) -> None:
+        self.run_dir = run_dir
+        run_dir.mkdir(parents=True, exist_ok=True)
+        self.writer = SummaryWriter(str(run_dir))
+        self.writer.add_text("hyperparameters", hyperparameter_table(args))
+        self.recent_returns: deque[float] = deque(maxlen=recent)
+        self.episodes = 0
+        self.bar = tqdm(total=total_steps, unit="step", unit_scale=True, dynamic_ncols=True,
+                        disable=not show_progress, desc="training")
+
+    def episodes_finished(self, global_step: int, returns: np.ndarray, lengths: np.ndarray) -> None:
+        for episodic_return, length in zip(returns.tolist(), lengths.tolist(), strict=False):
+            self.writer.add_scalar("charts/episodic_return", episodic_return, global_step)
+            self.writer.add_scalar("charts/episodic_length", length, global_step)
+            self.recent_returns.append(episodic_return)
+            self.episodes += 1
+
+    @property
+    def mean_recent_return(self) -> float:
+        return float(np.mean(self.recent_returns)) if self.recent_returns else float("nan")
+
+    def update_finished(self, global_step: int, stats: dict[str, float], learning_rate: float, sps: float) -> None:
+        for key, value in stats.items():
+            self.writer.add_scalar(f"losses/{key}", value, global_step)
+        self.writer.add_scalar("charts/learning_rate", learning_rate, global_step)
+        self.writer.add_scalar("charts/SPS", sps, global_step)
+        self.bar.set_postfix(SPS=f"{sps:,.0f}", ret=f"{self.mean_recent_return:.1f}", refresh=False)
+        self.bar.update(global_step - self.bar.n)
+
+    def close(self, global_step: int, seconds: float) -> str:
+        """Closes the writer and bar; returns the one-line summary of the run."""
+        self.bar.close()
+        self.writer.close()
+        return (f"{global_step:,} steps in {seconds:.1f} s ({global_step / max(seconds, 1e-9):,.0f} SPS); "
+                f"mean return of the last {len(self.recent_returns)} episodes: {self.mean_recent_return:.2f}; "
+                f"run directory: {self.run_dir}")

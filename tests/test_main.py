@@ -1,0 +1,141 @@
+"""End-to-end runs of main.py, its bad-input handling, reproducibility and a learning check."""
+
+import subprocess
+import sys
+
+import pytest
+import torch
+from conftest import ROOT, only_run_dir, read_scalars
+
+import main
+from networks import MLPActorCritic
+
+TAGS = {
+    "charts/episodic_return", "charts/episodic_length", "charts/learning_rate", "charts/SPS",
+    "losses/policy_loss", "losses/value_loss", "losses/entropy", "losses/approx_kl", "losses/old_approx_kl",
+    "losses/clipfrac", "losses/explained_variance",
+}
+SMALL = ["--num-envs", "2", "--num-steps-collected", "64", "--num-mini-batches", "2", "--no-progress"]
+
+
+def run_main(tmp_path, *flags):
+    log_dir = tmp_path / "runs"
+    assert main.main([*SMALL, "--log-dir", str(log_dir), *flags]) == 0
+    return only_run_dir(log_dir)
+
+
+def test_cartpole_run_writes_tensorboard_and_model(tmp_path, capsys):
+    run_dir = run_main(tmp_path, "--total-timesteps", "2048", "--exp-name", "e2e", "--seed", "3")
+    assert run_dir.name.startswith("CartPole-v1__e2e__3__")
+    scalars = read_scalars(run_dir)
+    assert TAGS <= set(scalars)
+    assert [step for step, _ in scalars["charts/SPS"]] == [128 * k for k in range(1, 17)]
+    learning_rates = [value for _, value in scalars["charts/learning_rate"]]
+    assert learning_rates[0] == pytest.approx(2.5e-4) and learning_rates[-1] == pytest.approx(2.5e-4 / 16)
+    assert all(a > b for a, b in zip(learning_rates, learning_rates[1:], strict=False))  # linear annealing
+
+    saved = torch.load(run_dir / "model.pt", weights_only=False)
+    assert saved["env_id"] == "CartPole-v1" and saved["args"]["seed"] == 3
+    assert saved["obs_rms"] is None and saved["reward_rms"] is not None
+    import gymnasium as gym
+    env = gym.make("CartPole-v1")
+    MLPActorCritic(env.observation_space, env.action_space).load_state_dict(saved["model"])
+
+    summary = capsys.readouterr().out.strip().splitlines()[-1]
+    assert summary.startswith("2,048 steps in ") and "mean return of the last" in summary
+    assert str(run_dir) in summary
+
+
+def test_pendulum_run_saves_normalization_statistics(tmp_path):
+    run_dir = run_main(tmp_path, "--environment-id", "Pendulum-v1", "--total-timesteps", "1024")
+    saved = torch.load(run_dir / "model.pt", weights_only=False)
+    assert saved["obs_rms"]["mean"].shape == (3,) and saved["obs_rms"]["count"] > 1000
+    assert saved["reward_rms"] is not None
+    assert "head.log_std" in saved["model"]
+    # 1024 steps = 5 Pendulum episodes of 200 steps (time-limit truncations) across the two envs.
+    assert len(read_scalars(run_dir)["charts/episodic_return"]) == 4
+
+
+def test_normalization_can_be_turned_off(tmp_path):
+    run_dir = run_main(tmp_path, "--environment-id", "Pendulum-v1", "--total-timesteps", "256",
+                       "--no-normalize-observation", "--no-normalize-reward")
+    saved = torch.load(run_dir / "model.pt", weights_only=False)
+    assert saved["obs_rms"] is None and saved["reward_rms"] is None
+
+
+def test_same_seed_gives_identical_weights_on_cpu(tmp_path):
+    weights = []
+    for name in ("a", "b"):
+        run_dir = run_main(tmp_path / name, "--total-timesteps", "1024", "--seed", "7")
+        weights.append(torch.load(run_dir / "model.pt", weights_only=False)["model"])
+    assert weights[0].keys() == weights[1].keys()
+    for key in weights[0]:
+        assert torch.equal(weights[0][key], weights[1][key]), key
+    other = torch.load(run_main(tmp_path / "c", "--total-timesteps", "1024", "--seed", "8") / "model.pt",
+                       weights_only=False)["model"]
+    assert not torch.equal(other["actor.0.weight"], weights[0]["actor.0.weight"])
+
+
+def test_capture_video_writes_mp4(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    run_dir = run_main(tmp_path, "--total-timesteps", "256", "--capture-video")
+    videos = sorted((tmp_path / "videos" / run_dir.name).glob("*.mp4"))
+    assert videos, list(tmp_path.rglob("*"))
+    assert videos[0].read_bytes()[4:8] == b"ftyp"
+
+
+BAD_INPUTS = [
+    (["--environment-id", "NoSuchEnv-v0"], "--environment-id"),
+    (["--environment-id", "ALE/Pong-v5"], "main_atari.py"),
+    (["--environment-id", "CarRacing-v3"], "main_atari.py"),
+    (["--environment-id", "Blackjack-v1"], "--environment-id"),
+    (["--num-envs", "0"], "--num-envs"),
+    (["--num-steps-collected", "-5"], "--num-steps-collected"),
+    (["--num-epochs", "0"], "--num-epochs"),
+    (["--total-timesteps", "abc"], "--total-timesteps"),
+    (["--num-mini-batches", "3"], "--num-mini-batches"),
+    (["--learning-rate", "0"], "--learning-rate"),
+    (["--learning-rate", "-1e-3"], "--learning-rate"),
+    (["--gae-gamma", "1.5"], "--gae-gamma"),
+    (["--gae-lambda", "-0.1"], "--gae-lambda"),
+    (["--clip-coeff", "0"], "--clip-coeff"),
+]
+
+
+@pytest.mark.parametrize("flags,mentions", BAD_INPUTS)
+def test_bad_input_is_one_line_exit_2_and_no_run_directory(flags, mentions, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exit_info:
+        main.main([*flags, "--log-dir", str(tmp_path / "runs")])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1, err
+    assert err.startswith("main.py: error: ") and mentions in err
+    if not mentions.startswith("main_atari"):
+        assert flags[1] in err  # names the value too
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the error where CUDA is missing")
+def test_use_gpu_without_cuda_is_a_usage_error(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main.main(["--use-gpu", "--log-dir", str(tmp_path / "runs")])
+    assert exit_info.value.code == 2
+    assert "--use-gpu" in capsys.readouterr().err and not (tmp_path / "runs").exists()
+
+
+def test_bad_input_from_the_shell_has_no_traceback(tmp_path):
+    result = subprocess.run([sys.executable, str(ROOT / "main.py"), "--num-mini-batches", "5",
+                             "--log-dir", str(tmp_path / "runs")], capture_output=True, text=True)
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+    assert "512" in result.stderr and not (tmp_path / "runs").exists()
+
+
+@pytest.mark.slow
+def test_cartpole_learns(tmp_path, capsys):
+    """Random play scores about 22; the learner must clearly pass 200 within 50k steps (defaults, seed 1)."""
+    log_dir = tmp_path / "runs"
+    main.main(["--total-timesteps", "50000", "--log-dir", str(log_dir), "--no-progress"])
+    returns = [value for _, value in read_scalars(only_run_dir(log_dir))["charts/episodic_return"]]
+    assert sum(returns[-20:]) / 20 >= 200, returns[-20:]

@@ -1,0 +1,72 @@
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+from torch.distributions import Categorical, Normal
+
+from networks import MLPActorCritic
+from networks.heads import CategoricalHead, GaussianHead
+
+OBS = gym.spaces.Box(-1, 1, (4,), np.float32)
+
+
+def test_categorical_head_matches_torch_distribution():
+    head = CategoricalHead(3)
+    logits = torch.randn(5, 3)
+    actions = torch.tensor([0, 1, 2, 1, 0])
+    reference = Categorical(logits=logits)
+    torch.testing.assert_close(head.log_prob(logits, actions), reference.log_prob(actions))
+    torch.testing.assert_close(head.entropy(logits), reference.entropy())
+
+
+def test_categorical_head_samples_the_softmax():
+    torch.manual_seed(0)
+    logits = torch.log(torch.tensor([[0.7, 0.2, 0.1]])).expand(20000, 3)
+    frequencies = torch.bincount(CategoricalHead(3).sample(logits), minlength=3) / 20000
+    torch.testing.assert_close(frequencies, torch.tensor([0.7, 0.2, 0.1]), atol=0.015, rtol=0)
+
+
+def test_gaussian_head_matches_torch_distribution():
+    head = GaussianHead(2)
+    with torch.no_grad():
+        head.log_std.copy_(torch.tensor([-0.5, 0.3]))
+    mean, actions = torch.randn(4, 2), torch.randn(4, 2)
+    reference = Normal(mean, head.log_std.exp())
+    torch.testing.assert_close(head.log_prob(mean, actions), reference.log_prob(actions).sum(-1))
+    torch.testing.assert_close(head.entropy(mean), reference.entropy().sum(-1))
+    samples = head.sample(torch.zeros(50000, 2))
+    torch.testing.assert_close(samples.std(0), head.log_std.exp().detach(), atol=0.02, rtol=0)
+
+
+def test_mlp_discrete():
+    agent = MLPActorCritic(OBS, gym.spaces.Discrete(3))
+    action, logprob, value = agent.act(torch.zeros(8, 4))
+    assert action.shape == (8,) and action.dtype == torch.long and logprob.shape == (8,) and value.shape == (8,)
+    logprob2, entropy, value2 = agent.evaluate(torch.zeros(8, 4), action)
+    torch.testing.assert_close(logprob, logprob2)
+    assert entropy.shape == (8,)
+    # Policy output layer initialised with gain 0.01: nearly uniform at the start.
+    assert entropy.min().item() == pytest.approx(np.log(3), abs=1e-3)
+
+
+def test_mlp_continuous_has_state_independent_log_std():
+    agent = MLPActorCritic(OBS, gym.spaces.Box(-2, 2, (2,), np.float32))
+    action, logprob, value = agent.act(torch.randn(8, 4))
+    assert action.shape == (8, 2) and action.dtype == torch.float32 and logprob.shape == (8,)
+    assert agent.head.log_std.shape == (2,)
+    assert "head.log_std" in agent.state_dict()
+
+
+def test_orthogonal_init_gains():
+    agent = MLPActorCritic(OBS, gym.spaces.Discrete(2))
+    for layer, gain in [(agent.actor[0], np.sqrt(2)), (agent.actor[4], 0.01), (agent.critic[4], 1.0)]:
+        weight = layer.weight.detach()
+        # Orthogonal with gain g: W Wᵀ = g² I on the smaller side.
+        small = weight @ weight.T if weight.shape[0] <= weight.shape[1] else weight.T @ weight
+        torch.testing.assert_close(small, gain**2 * torch.eye(small.shape[0]), atol=1e-5, rtol=1e-4)
+        assert torch.all(layer.bias == 0)
+
+
+def test_unsupported_action_space():
+    with pytest.raises(ValueError):
+        MLPActorCritic(OBS, gym.spaces.MultiDiscrete([2, 3]))

@@ -1,0 +1,59 @@
+"""Envs with a flat observation (classic control, Box2D, ...) for main.py."""
+
+from __future__ import annotations
+
+import gymnasium as gym
+from gymnasium.vector import VectorEnv
+
+from ppo.config import UsageError
+from wrappers.vector import is_atari, lookup_spec, make_vector_env, with_video
+
+
+def check_classic_env(env_id: str) -> tuple[gym.Space, gym.Space]:
+    """Observation and action space of ``env_id`` if main.py can train on it; otherwise a UsageError.
+
+    Makes (and closes) one env, since only a real env knows its spaces; nothing is written to disk.
+    """
+    spec = lookup_spec(env_id)
+    if is_atari(spec):
+        raise UsageError(f"argument --environment-id: {env_id!r} is an Atari game: use main_atari.py for Atari")
+    try:
+        env = gym.make(env_id)
+    except gym.error.DependencyNotInstalled as error:
+        raise UsageError(f"argument --environment-id: {env_id!r} needs a package that is not installed: {error}"
+                         ) from None
+    observation_space, action_space = env.observation_space, env.action_space
+    env.close()
+
+    if not (isinstance(observation_space, gym.spaces.Box) and len(observation_space.shape) == 1):
+        hint = " (an image: use main_atari.py for Atari)" if isinstance(observation_space, gym.spaces.Box) \
+            and len(observation_space.shape) >= 2 else ""
+        raise UsageError(f"argument --environment-id: {env_id!r} has observation space {observation_space}; "
+                         f"main.py needs a flat Box observation{hint}")
+    discrete = isinstance(action_space, gym.spaces.Discrete)
+    flat_box = isinstance(action_space, gym.spaces.Box) and len(action_space.shape) == 1
+    if not (discrete or flat_box):
+        raise UsageError(f"argument --environment-id: {env_id!r} has action space {action_space}; "
+                         "main.py handles Discrete and 1-D Box actions only")
+    return observation_space, action_space
+
+
+def make_classic_env(env_id: str, video_dir: str | None = None) -> gym.Env:
+    """One env: full-episode statistics, actions clipped to the bounds at the env (the learner keeps the raw
+    sample and its log-probability), and optionally video."""
+    env = gym.make(env_id, render_mode="rgb_array" if video_dir else None)
+    if video_dir:
+        env = with_video(env, video_dir)
+    env = gym.wrappers.RecordEpisodeStatistics(env)
+    if isinstance(env.action_space, gym.spaces.Box):
+        env = gym.wrappers.ClipAction(env)
+    return env
+
+
+def make_classic_envs(env_id: str, num_envs: int, video_dir: str | None = None,
+                      backend: str = "sync") -> VectorEnv:
+    """``num_envs`` copies of ``env_id``; only env 0 records video. Seeds are given at reset (env i: seed + i)."""
+    thunks = [
+        (lambda i=i: make_classic_env(env_id, video_dir if i == 0 else None)) for i in range(num_envs)
+    ]
+    return make_vector_env(thunks, backend)

@@ -1,0 +1,47 @@
+"""Env construction shared by both scripts: id lookup with clear errors, and the vector env the loop expects."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import gymnasium as gym
+from gymnasium.vector import AsyncVectorEnv, AutoresetMode, SyncVectorEnv, VectorEnv
+
+from ppo.config import UsageError
+
+REGISTRY_HINT = "python -c 'import gymnasium; gymnasium.pprint_registry()' lists the ids"
+
+
+def register_atari() -> None:
+    """Make the ALE/... ids known to gymnasium (ale-py ships the ROMs; nothing is downloaded)."""
+    import ale_py
+
+    gym.register_envs(ale_py)
+
+
+def lookup_spec(env_id: str) -> gym.envs.registration.EnvSpec:
+    """The registered spec for ``env_id`` or a UsageError naming the flag, the value and gymnasium's reason."""
+    register_atari()
+    try:
+        return gym.spec(env_id)
+    except gym.error.Error as error:
+        raise UsageError(f"argument --environment-id: unknown environment {env_id!r}: {error} ({REGISTRY_HINT})"
+                         ) from None
+
+
+def is_atari(spec: gym.envs.registration.EnvSpec) -> bool:
+    return "ale_py" in str(spec.entry_point)
+
+
+def make_vector_env(thunks: list[Callable[[], gym.Env]], backend: str = "sync") -> VectorEnv:
+    """A vector env in SAME_STEP autoreset mode: a finished env is reset within the same step and its last
+    observation is handed over as ``info['final_obs']``, so a truncation can be bootstrapped from it and no
+    reset step (whose action NEXT_STEP mode ignores) ever reaches the learner."""
+    if backend == "async":
+        return AsyncVectorEnv(thunks, autoreset_mode=AutoresetMode.SAME_STEP, context="fork")
+    return SyncVectorEnv(thunks, autoreset_mode=AutoresetMode.SAME_STEP)
+
+
+def with_video(env: gym.Env, video_dir: str) -> gym.Env:
+    """Record episodes of this env as mp4 files (Gymnasium's cubic schedule: episodes 0, 1, 8, 27, ..., 1000)."""
+    return gym.wrappers.RecordVideo(env, video_dir, disable_logger=True)
