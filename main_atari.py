@@ -1,0 +1,32 @@
+"""PPO on ALE Atari games with the standard preprocessing and the Nature CNN."""
+
+from __future__ import annotations
+
+import sys
+
+from networks.cnn import NatureCNNActorCritic
+from ppo.config import ATARI, build_parser, check_batch, select_device
+from ppo.runner import checked, run_training
+from wrappers.atari import check_atari_env, make_atari_envs
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser(ATARI)
+    args = parser.parse_args(argv)
+
+    def check():  # every check before any env, directory or file is made
+        check_batch(args)
+        check_atari_env(args.environment_id)
+        return select_device(args.use_gpu)
+
+    device = checked(parser, check)
+    return run_training(
+        args, "main_atari",
+        make_envs=lambda video_dir: make_atari_envs(args.environment_id, args.num_envs, video_dir),
+        make_agent=lambda envs: NatureCNNActorCritic(envs.single_observation_space, envs.single_action_space),
+        device=device,
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,42 @@
+"""The Nature-DQN CNN actor-critic for stacks of 84x84 Atari frames."""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+import torch
+from torch import nn
+
+from networks.actor_critic import ActorCritic, layer_init, make_head
+
+
+class NatureCNNActorCritic(ActorCritic):
+    """Conv 32 8x8/4 -> 64 4x4/2 -> 64 3x3/1 -> 512 ReLU, shared by the actor (gain 0.01) and critic (gain 1).
+
+    Observations arrive as uint8 (that is how the rollout buffer stores them: a quarter of the memory of float)
+    and are scaled by 1/255 here.
+    """
+
+    def __init__(self, observation_space: gym.spaces.Box, action_space: gym.Space) -> None:
+        super().__init__()
+        channels, height, width = observation_space.shape
+        self.head = make_head(action_space)
+        convs = nn.Sequential(
+            layer_init(nn.Conv2d(channels, 32, 8, stride=4)), nn.ReLU(),
+            layer_init(nn.Conv2d(32, 64, 4, stride=2)), nn.ReLU(),
+            layer_init(nn.Conv2d(64, 64, 3, stride=1)), nn.ReLU(),
+            nn.Flatten(),
+        )
+        with torch.no_grad():
+            flat = convs(torch.zeros(1, channels, height, width)).shape[1]
+        self.trunk = nn.Sequential(convs, layer_init(nn.Linear(flat, 512)), nn.ReLU())
+        self.actor = layer_init(nn.Linear(512, self.head.num_outputs), std=0.01)
+        self.critic = layer_init(nn.Linear(512, 1), std=1.0)
+
+    def forward(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        hidden = self.trunk(obs.float() / 255.0)
+        return self.actor(hidden), self.critic(hidden).squeeze(-1)
+
+
+def uint8_frames(space: gym.Space) -> bool:
+    return isinstance(space, gym.spaces.Box) and space.dtype == np.uint8 and len(space.shape) == 3
