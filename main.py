@@ -33,7 +33,8 @@ def main(argv: list[str] | None = None) -> int:
 
     return run_training(
         args, "main",
-        make_envs=lambda video_dir: make_classic_envs(args.environment_id, args.num_envs, video_dir),
+        make_envs=lambda video_dir: make_classic_envs(args.environment_id, args.num_envs, video_dir,
+                                                      args.vec_backend),
         make_agent=lambda envs: MLPActorCritic(observation_space, action_space),
         device=device, obs_normalizer=obs_normalizer, reward_scaler=reward_scaler,
     )

@@ -22,8 +22,10 @@ def main(argv: list[str] | None = None) -> int:
     device = checked(parser, check)
     return run_training(
         args, "main_atari",
-        make_envs=lambda video_dir: make_atari_envs(args.environment_id, args.num_envs, video_dir),
-        make_agent=lambda envs: NatureCNNActorCritic(envs.single_observation_space, envs.single_action_space),
+        make_envs=lambda video_dir: make_atari_envs(args.environment_id, args.num_envs, video_dir,
+                                                    args.vec_backend),
+        make_agent=lambda envs: NatureCNNActorCritic(envs.single_observation_space, envs.single_action_space,
+                                                     channels_last=device.type == "cpu"),
         device=device,
     )
 

@@ -180,6 +180,11 @@ def build_parser(script: ScriptFlags) -> OneLineParser:
                        help="record videos of env 0's episodes into videos/<run name>/ (default: False)")
     extra.add_argument("--no-progress", action="store_true",
                        help="no progress bar, only the summary line at the end (default: False)")
+    extra.add_argument("--vec-backend", choices=("sync", "async"), default="sync",
+                       help="step the envs in this process (sync) or one subprocess each (async) (default: sync)")
+    extra.add_argument("--timings", action="store_true",
+                       help="at the end, also print the time spent in env stepping, inference, GAE and update "
+                            "(default: False)")
     extra.add_argument("--no-anneal-lr", dest="anneal_lr", action="store_false",
                        help="keep the learning rate constant instead of annealing it linearly to 0 (default: False)")
     extra.add_argument("--no-clip-value-loss", dest="clip_value_loss", action="store_false",

@@ -45,4 +45,7 @@ def run_training(args: argparse.Namespace, script: str, make_envs: Callable[[str
     envs.close()
     save_model(logger.run_dir / "model.pt", agent, args, script, obs_normalizer, reward_scaler)
     print(logger.close(result.global_step, result.seconds))
+    if args.timings:
+        print("time per phase: " + ", ".join(f"{name} {seconds:.2f} s ({seconds / result.seconds:.0%})"
+                                              for name, seconds in result.phase_seconds.items()))
     return 0

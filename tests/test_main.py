@@ -139,3 +139,10 @@ def test_cartpole_learns(tmp_path, capsys):
     main.main(["--total-timesteps", "50000", "--log-dir", str(log_dir), "--no-progress"])
     returns = [value for _, value in read_scalars(only_run_dir(log_dir))["charts/episodic_return"]]
     assert sum(returns[-20:]) / 20 >= 200, returns[-20:]
+
+
+def test_async_backend_gives_the_same_training_as_sync(tmp_path):
+    weights = [torch.load(run_main(tmp_path / backend, "--total-timesteps", "512", "--vec-backend", backend)
+                          / "model.pt", weights_only=False)["model"] for backend in ("sync", "async")]
+    for key in weights[0]:
+        assert torch.equal(weights[0][key], weights[1][key]), key

@@ -1,0 +1,115 @@
+"""Throughput benchmark: this project against Stable-Baselines3, same hyperparameters, same run.
+
+    pip install -r requirements-bench.txt
+    python bench/throughput.py --preset cartpole            # CartPole-v1, main.py defaults
+    python bench/throughput.py --preset atari               # Breakout, main_atari.py defaults
+
+Both sides train the same env with the same env count, rollout length, minibatches, epochs and network, in
+separate processes, alternating A B A B; each side's median steps per second (training loop only, set-up
+excluded) and the ratio are printed, then where this project's time went (env stepping, rollout inference, GAE,
+update). Run it alone: it measures a shared machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+PRESETS = {
+    "cartpole": dict(script="main.py", env_id="CartPole-v1", num_envs=4, steps=40_960),
+    "atari": dict(script="main_atari.py", env_id="ALE/Breakout-v5", num_envs=8, steps=8_192),
+}
+SPS_LINE = re.compile(r"steps in ([\d.]+) s \(([\d,]+) SPS\)")
+PHASES = re.compile(r"(\w+) ([\d.]+) s \((\d+)%\)")
+
+
+def run_ours(preset: dict, extra: list[str]) -> tuple[float, dict[str, float]]:
+    with tempfile.TemporaryDirectory() as log_dir:
+        out = subprocess.run(
+            [sys.executable, str(ROOT / preset["script"]), "--environment-id", preset["env_id"],
+             "--num-envs", str(preset["num_envs"]), "--total-timesteps", str(preset["steps"]),
+             "--log-dir", log_dir, "--no-progress", "--timings", *extra],
+            check=True, capture_output=True, text=True, cwd=ROOT).stdout
+    sps = float(SPS_LINE.search(out).group(2).replace(",", ""))
+    phases_line = next(line for line in out.splitlines() if line.startswith("time per phase"))
+    return sps, {name: float(seconds) for name, seconds, _ in PHASES.findall(phases_line)}
+
+
+def sb3_worker(preset_name: str) -> None:
+    """Runs in its own process: SB3's PPO with this project's defaults for the preset; prints its SPS."""
+    import torch
+    from stable_baselines3 import PPO
+
+    preset = PRESETS[preset_name]
+    lr0 = 2.5e-4
+    common = dict(learning_rate=lambda remaining: lr0 * remaining, n_steps=128, n_epochs=4, gamma=0.99,
+                  gae_lambda=0.95, ent_coef=0.01, vf_coef=0.5, max_grad_norm=0.5, seed=1, device="cpu")
+    if preset_name == "cartpole":
+        from stable_baselines3.common.env_util import make_vec_env
+        from stable_baselines3.common.vec_env import VecNormalize
+
+        envs = VecNormalize(make_vec_env(preset["env_id"], n_envs=preset["num_envs"], seed=1), norm_obs=False)
+        model = PPO("MlpPolicy", envs, batch_size=128, clip_range=0.2, clip_range_vf=0.2,
+                    policy_kwargs=dict(net_arch=dict(pi=[64, 64], vf=[64, 64]), activation_fn=torch.nn.Tanh),
+                    **common)
+    else:
+        import ale_py
+        import gymnasium as gym
+        from stable_baselines3.common.env_util import make_atari_env
+        from stable_baselines3.common.vec_env import VecFrameStack
+
+        gym.register_envs(ale_py)
+        # frameskip=1: SB3's AtariWrapper skips 4 frames itself, as this project's preprocessing does.
+        envs = VecFrameStack(make_atari_env(preset["env_id"], n_envs=preset["num_envs"], seed=1,
+                                            env_kwargs=dict(frameskip=1)), n_stack=4)
+        model = PPO("CnnPolicy", envs, batch_size=256, clip_range=0.1, clip_range_vf=0.1, **common)
+    start = time.perf_counter()
+    model.learn(total_timesteps=preset["steps"])
+    print(json.dumps({"sps": model.num_timesteps / (time.perf_counter() - start)}))
+
+
+def run_sb3(preset_name: str) -> float:
+    out = subprocess.run([sys.executable, __file__, "--sb3-worker", preset_name], check=True,
+                         capture_output=True, text=True, cwd=ROOT).stdout
+    return json.loads(out.strip().splitlines()[-1])["sps"]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--preset", choices=sorted(PRESETS), default="cartpole")
+    parser.add_argument("--repeats", type=int, default=3, help="A B pairs (default: 3)")
+    parser.add_argument("--sb3-worker", help=argparse.SUPPRESS)
+    parser.add_argument("extra", nargs="*", help="extra flags for this project's script, after --")
+    args = parser.parse_args()
+    if args.sb3_worker:
+        sb3_worker(args.sb3_worker)
+        return
+
+    preset = PRESETS[args.preset]
+    ours, theirs, phases = [], [], []
+    for repeat in range(args.repeats):
+        sps, phase_seconds = run_ours(preset, args.extra)
+        ours.append(sps)
+        phases.append(phase_seconds)
+        theirs.append(run_sb3(args.preset))
+        print(f"pair {repeat + 1}: this project {ours[-1]:,.0f} SPS, Stable-Baselines3 {theirs[-1]:,.0f} SPS",
+              flush=True)
+    ours_median, theirs_median = statistics.median(ours), statistics.median(theirs)
+    print(f"{args.preset}: this project {ours_median:,.0f} SPS | Stable-Baselines3 {theirs_median:,.0f} SPS | "
+          f"ratio {ours_median / theirs_median:.2f}x  ({preset['steps']:,} steps each, median of {args.repeats})")
+    total = {name: statistics.median(p[name] for p in phases) for name in phases[0]}
+    whole = sum(total.values())
+    print("this project's time: " + ", ".join(f"{name} {seconds / whole:.0%}" for name, seconds in total.items()))
+
+
+if __name__ == "__main__":
+    main()
