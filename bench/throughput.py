@@ -78,7 +78,8 @@ def sb3_worker(preset_name: str) -> None:
 
 
 def run_sb3(preset_name: str) -> float:
-    out = subprocess.run([sys.executable, __file__, "--sb3-worker", preset_name], check=True,
+    out = subprocess.run([sys.executable, __file__, "--sb3-worker", preset_name, "--env-id",
+                          PRESETS[preset_name]["env_id"]], check=True,
                          capture_output=True, text=True, cwd=ROOT).stdout
     return json.loads(out.strip().splitlines()[-1])["sps"]
 
@@ -87,9 +88,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--preset", choices=sorted(PRESETS), default="cartpole")
     parser.add_argument("--repeats", type=int, default=3, help="A B pairs (default: 3)")
+    parser.add_argument("--env-id", help="another env id for the preset (e.g. ALE/Assault-v5, main_atari's default)")
     parser.add_argument("--sb3-worker", help=argparse.SUPPRESS)
     parser.add_argument("extra", nargs="*", help="extra flags for this project's script, after --")
     args = parser.parse_args()
+    if args.env_id:
+        PRESETS[args.preset]["env_id"] = args.env_id
     if args.sb3_worker:
         sb3_worker(args.sb3_worker)
         return
