@@ -27,6 +27,19 @@ def read_scalars(run_dir: Path) -> dict[str, list[tuple[int, float]]]:
     return {tag: [(e.step, e.value) for e in accumulator.Scalars(tag)] for tag in accumulator.Tags()["scalars"]}
 
 
+def assert_usage_error(entry, prog: str, flags: list[str], mentions: str, tmp_path: Path, capsys,
+                       monkeypatch) -> None:
+    """Bad input: exit status 2, one line on stderr naming the flag, its value and the problem; nothing written."""
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exit_info:
+        entry([*flags, "--log-dir", str(tmp_path / "runs")])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1, err
+    assert err.startswith(f"{prog}: error: argument {flags[0]}") and mentions in err and flags[1] in err, err
+    assert list(tmp_path.iterdir()) == []
+
+
 def only_run_dir(log_dir: Path) -> Path:
     runs = [p for p in log_dir.iterdir() if p.is_dir()]
     assert len(runs) == 1, runs

@@ -5,7 +5,7 @@ import sys
 
 import pytest
 import torch
-from conftest import ROOT, TAGS, only_run_dir, read_scalars
+from conftest import ROOT, TAGS, assert_usage_error, only_run_dir, read_scalars
 
 import main_atari
 from networks.cnn import NatureCNNActorCritic
@@ -68,14 +68,7 @@ BAD_INPUTS = [
 
 @pytest.mark.parametrize("flags,mentions", BAD_INPUTS)
 def test_bad_input_is_one_line_exit_2_and_no_run_directory(flags, mentions, tmp_path, capsys, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    with pytest.raises(SystemExit) as exit_info:
-        main_atari.main([*flags, "--log-dir", str(tmp_path / "runs")])
-    assert exit_info.value.code == 2
-    err = capsys.readouterr().err
-    assert len(err.strip().splitlines()) == 1, err
-    assert err.startswith("main_atari.py: error: argument ") and mentions in err and flags[1] in err
-    assert list(tmp_path.iterdir()) == []
+    assert_usage_error(main_atari.main, "main_atari.py", flags, mentions, tmp_path, capsys, monkeypatch)
 
 
 def test_bad_input_from_the_shell_has_no_traceback(tmp_path):
