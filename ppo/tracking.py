@@ -59,6 +59,7 @@ class RunLogger:
         """Closes the writer and bar; returns the one-line summary of the run."""
         self.bar.close()
         self.writer.close()
+        returns = (f"mean return of the last {len(self.recent_returns)} episodes: {self.mean_recent_return:.2f}"
+                   if self.recent_returns else "no episode finished yet")
         return (f"{global_step:,} steps in {seconds:.1f} s ({global_step / max(seconds, 1e-9):,.0f} SPS); "
-                f"mean return of the last {len(self.recent_returns)} episodes: {self.mean_recent_return:.2f}; "
-                f"run directory: {self.run_dir}")
+                f"{returns}; run directory: {self.run_dir}")
