@@ -120,11 +120,12 @@ def test_bad_input_from_the_shell_has_no_traceback(tmp_path):
 
 @pytest.mark.slow
 def test_cartpole_learns(tmp_path, capsys):
-    """Random play scores about 22; the learner must clearly pass 200 within 50k steps (defaults, seed 1)."""
+    """Random play scores about 22; within 75k steps (defaults, seed 1) the mean of the last 20 episodes must
+    pass 300 (measured here: 483 with 2 threads, 493 with 1)."""
     log_dir = tmp_path / "runs"
-    main.main(["--total-timesteps", "50000", "--log-dir", str(log_dir), "--no-progress"])
+    main.main(["--total-timesteps", "75000", "--log-dir", str(log_dir), "--no-progress"])
     returns = [value for _, value in read_scalars(only_run_dir(log_dir))["charts/episodic_return"]]
-    assert sum(returns[-20:]) / 20 >= 200, returns[-20:]
+    assert sum(returns[-20:]) / 20 >= 300, returns[-20:]
 
 
 def test_async_backend_gives_the_same_training_as_sync(tmp_path):
