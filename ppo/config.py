@@ -13,7 +13,6 @@ import math
 import os
 import random
 import re
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, NoReturn
@@ -287,10 +286,3 @@ class TrainConfig:
             clip_value_loss=args.clip_value_loss,
         )
 
-
-def fail(parser: argparse.ArgumentParser, error: UsageError) -> NoReturn:
-    parser.error(str(error))
-
-
-def is_terminal() -> bool:
-    return sys.stdout.isatty()
