@@ -133,3 +133,14 @@ def test_async_backend_gives_the_same_training_as_sync(tmp_path):
                           / "model.pt", weights_only=False)["model"] for backend in ("sync", "async")]
     for key in weights[0]:
         assert torch.equal(weights[0][key], weights[1][key]), key
+
+
+def test_deterministic_torch_runs_with_deterministic_algorithms(tmp_path):
+    # In a subprocess: the switch is process-wide and must not leak into the other tests.
+    code = ("import sys, torch, main; rc = main.main(sys.argv[1:]); "
+            "assert torch.are_deterministic_algorithms_enabled(); sys.exit(rc)")
+    result = subprocess.run([sys.executable, "-c", code, "--deterministic-torch", "--total-timesteps", "256",
+                             "--no-progress", "--log-dir", str(tmp_path / "runs")],
+                            capture_output=True, text=True, cwd=ROOT)
+    assert result.returncode == 0, result.stderr
+    assert (only_run_dir(tmp_path / "runs") / "model.pt").exists()
