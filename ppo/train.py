@@ -129,8 +129,8 @@ def train(envs: VectorEnv, agent: ActorCritic, cfg: TrainConfig, device: torch.d
         advantages, returns = buffer.compute_advantages(next_value, cfg.gamma, cfg.gae_lambda)
         batch = buffer.flatten(advantages, returns)
         tock = time.perf_counter()
-        stats = update_policy(agent, optimizer, batch, cfg)
         phases["gae"] += tock - tick
+        stats = update_policy(agent, optimizer, batch, cfg)
         phases["update"] += time.perf_counter() - tock
         stats["explained_variance"] = explained_variance(batch.values, batch.returns)
         logger.update_finished(global_step, stats, learning_rate, global_step / (time.perf_counter() - start))

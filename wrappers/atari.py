@@ -83,11 +83,6 @@ def needs_fire(env: gym.Env) -> bool:
 
 def check_atari_env(env_id: str) -> None:
     """A UsageError unless ``env_id`` is an ALE game with image observations. Makes no env."""
-    if "/" not in env_id and not env_id.endswith("NoFrameskip-v4") and not env_id.startswith("ALE"):
-        # Still a possible Gymnasium id: look it up so that the error says what it is.
-        spec = lookup_spec(env_id)
-        raise UsageError(f"argument --environment-id: {env_id!r} is not an Atari game "
-                         f"(entry point {spec.entry_point}): use main.py for it")
     try:
         spec = lookup_spec(env_id)
     except UsageError as error:
@@ -115,6 +110,5 @@ def make_atari_env(env_id: str, video_dir: str | None = None, noop_max: int = 30
 
 
 def make_atari_envs(env_id: str, num_envs: int, video_dir: str | None = None, backend: str = "sync") -> VectorEnv:
-    thunks = [(lambda i=i: make_atari_env(env_id, video_dir if i == 0 else None)) for i in range(num_envs)]
-    return make_vector_env(thunks, backend)
+    return make_vector_env(lambda video: make_atari_env(env_id, video), num_envs, video_dir, backend)
 

@@ -52,8 +52,4 @@ def make_classic_env(env_id: str, video_dir: str | None = None) -> gym.Env:
 
 def make_classic_envs(env_id: str, num_envs: int, video_dir: str | None = None,
                       backend: str = "sync") -> VectorEnv:
-    """``num_envs`` copies of ``env_id``; only env 0 records video. Seeds are given at reset (env i: seed + i)."""
-    thunks = [
-        (lambda i=i: make_classic_env(env_id, video_dir if i == 0 else None)) for i in range(num_envs)
-    ]
-    return make_vector_env(thunks, backend)
+    return make_vector_env(lambda video: make_classic_env(env_id, video), num_envs, video_dir, backend)

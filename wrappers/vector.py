@@ -33,10 +33,15 @@ def is_atari(spec: gym.envs.registration.EnvSpec) -> bool:
     return "ale_py" in str(spec.entry_point)
 
 
-def make_vector_env(thunks: list[Callable[[], gym.Env]], backend: str = "sync") -> VectorEnv:
-    """A vector env in SAME_STEP autoreset mode: a finished env is reset within the same step and its last
+def make_vector_env(make_env: Callable[[str | None], gym.Env], num_envs: int, video_dir: str | None = None,
+                    backend: str = "sync") -> VectorEnv:
+    """``num_envs`` envs from ``make_env(video_dir)``; only env 0 records video. Seeds are given at reset (env i:
+    seed + i).
+
+    The vector env runs in SAME_STEP autoreset mode: a finished env is reset within the same step and its last
     observation is handed over as ``info['final_obs']``, so a truncation can be bootstrapped from it and no
     reset step (whose action NEXT_STEP mode ignores) ever reaches the learner."""
+    thunks = [(lambda i=i: make_env(video_dir if i == 0 else None)) for i in range(num_envs)]
     if backend == "async":
         return AsyncVectorEnv(thunks, autoreset_mode=AutoresetMode.SAME_STEP, context="fork")
     return SyncVectorEnv(thunks, autoreset_mode=AutoresetMode.SAME_STEP)
