@@ -9,14 +9,14 @@ import gymnasium as gym
 from networks import MLPActorCritic
 from ppo.config import CLASSIC, add_normalization_flags, build_parser, check_batch, select_device
 from ppo.normalize import ObservationNormalizer, RewardScaler
-from ppo.runner import checked, run_training
+from ppo.runner import checked, parse_arguments, run_training
 from wrappers.classic import check_classic_env, make_classic_envs
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser(CLASSIC)
     add_normalization_flags(parser)
-    args = parser.parse_args(argv)
+    args, resumed = parse_arguments(parser, argv, "main")
 
     def check():  # every check before any env, directory or file is made
         check_batch(args)
@@ -36,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
         make_envs=lambda video_dir: make_classic_envs(args.environment_id, args.num_envs, video_dir,
                                                       args.vec_backend),
         make_agent=lambda envs: MLPActorCritic(observation_space, action_space),
-        device=device, obs_normalizer=obs_normalizer, reward_scaler=reward_scaler,
+        device=device, obs_normalizer=obs_normalizer, reward_scaler=reward_scaler, resumed=resumed,
     )
 
 

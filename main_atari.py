@@ -6,13 +6,13 @@ import sys
 
 from networks.cnn import NatureCNNActorCritic
 from ppo.config import ATARI, build_parser, check_batch, select_device
-from ppo.runner import checked, run_training
+from ppo.runner import checked, parse_arguments, run_training
 from wrappers.atari import check_atari_env, make_atari_envs
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser(ATARI)
-    args = parser.parse_args(argv)
+    args, resumed = parse_arguments(parser, argv, "main_atari")
 
     def check():  # every check before any env, directory or file is made
         check_batch(args)
@@ -26,7 +26,7 @@ def main(argv: list[str] | None = None) -> int:
                                                     args.vec_backend),
         make_agent=lambda envs: NatureCNNActorCritic(envs.single_observation_space, envs.single_action_space,
                                                      channels_last=device.type == "cpu"),
-        device=device,
+        device=device, resumed=resumed,
     )
 
 

@@ -188,6 +188,15 @@ def build_parser(script: ScriptFlags) -> OneLineParser:
                        help="keep the learning rate constant instead of annealing it linearly to 0 (default: False)")
     extra.add_argument("--no-clip-value-loss", dest="clip_value_loss", action="store_false",
                        help="plain squared-error value loss instead of the clipped one (default: False)")
+    saving = parser.add_argument_group("checkpoints")
+    saving.add_argument("--save-every", type=count, default=None, metavar="N",
+                        help="write a checkpoint into <run dir>/checkpoints/ every N updates, and at the end "
+                             "(default: a tenth of the run's updates, so ten per run)")
+    saving.add_argument("--keep-checkpoints", type=count, default=3, metavar="K",
+                        help="keep the newest K checkpoints, remove older ones (default: 3)")
+    saving.add_argument("--resume", metavar="PATH", default=None,
+                        help="continue the run in PATH (its run directory or one of its checkpoint files) with its "
+                             "saved flags, in the same run directory (default: None)")
     return parser
 
 
@@ -217,7 +226,7 @@ def select_device(use_gpu: bool) -> torch.device:
     if not use_gpu:
         return torch.device("cpu")
     if not torch.cuda.is_available():
-        raise UsageError("argument --use-gpu: CUDA is not available on this machine (drop --use-gpu to train on CPU)")
+        raise UsageError("argument --use-gpu: CUDA is not available on this machine (drop --use-gpu to run on the CPU)")
     return torch.device("cuda")
 
 

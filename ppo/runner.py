@@ -1,24 +1,35 @@
-"""What both entry scripts do after their own checks: seed, build, train, save, summarize."""
+"""What both entry scripts do around the loop: parse (and resume), seed, build, train, checkpoint, summarize."""
 
 from __future__ import annotations
 
 import argparse
+import os
+import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import torch
 from gymnasium.vector import VectorEnv
 
 from networks.actor_critic import ActorCritic
-from ppo.checkpoint import save_model
+from ppo import checkpoint
 from ppo.config import TrainConfig, UsageError, seed_everything
 from ppo.normalize import ObservationNormalizer, RewardScaler
 from ppo.tracking import RunLogger, run_name
-from ppo.train import train
+from ppo.train import TrainState, make_optimizer, train
 
 T = TypeVar("T")
+
+# Flags that decide what is learned: a resumed run keeps the saved values (everything else, such as --use-gpu,
+# --no-progress or --save-every, is taken from the resuming command line).
+KEPT_ON_RESUME = (
+    "environment_id", "num_envs", "num_steps_collected", "num_mini_batches", "num_epochs", "learning_rate",
+    "total_timesteps", "gae_gamma", "gae_lambda", "clip_coeff", "ent_loss_coeff", "value_loss_coeff",
+    "max_gradient", "seed", "exp_name", "anneal_lr", "clip_value_loss", "normalize_observation", "normalize_reward",
+)
+EXIT_INTERRUPTED = 130  # the shell's code for a run stopped by Ctrl-C
 
 
 def checked(parser: argparse.ArgumentParser, check: Callable[[], T]) -> T:
@@ -29,22 +40,109 @@ def checked(parser: argparse.ArgumentParser, check: Callable[[], T]) -> T:
         parser.error(str(error))
 
 
+def parse_arguments(parser: argparse.ArgumentParser, argv: list[str] | None, script: str
+                    ) -> tuple[argparse.Namespace, checkpoint.Loaded | None]:
+    """The command line, or with --resume the saved run's flags (plus this command line's other flags)."""
+    args = parser.parse_args(argv)
+    if args.resume is None:
+        return args, None
+    return checked(parser, lambda: resumed_arguments(parser, args, script))
+
+
+def resumed_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace, script: str
+                      ) -> tuple[argparse.Namespace, checkpoint.Loaded]:
+    loaded = checkpoint.load(args.resume, "argument --resume", prefer_model=False)
+    payload = loaded.payload
+    if payload["script"] != script or "optimizer" not in payload:
+        what = f"a {payload['script']}.py run" if payload["script"] != script else "a final model, not a checkpoint"
+        raise UsageError(f"argument --resume: {str(loaded.path)!r} is {what}; {script}.py resumes its own "
+                         f"checkpoints ({checkpoint.CHECKPOINT_DIR}/step_*.pt or the run directory)")
+    saved, defaults = payload["args"], vars(parser.parse_args([]))
+    kept = [key for key in KEPT_ON_RESUME if key in saved]
+    for key in kept:
+        given = getattr(args, key)
+        if given != defaults[key] and given != saved[key]:
+            flag = "--" + key.replace("_", "-")
+            raise UsageError(f"argument --resume: the run was trained with {flag} {saved[key]}, a resumed run keeps "
+                             f"its saved flags: drop {flag} {given}")
+    merged = argparse.Namespace(**{**vars(args), **{key: saved[key] for key in kept}})
+    total = TrainConfig.from_args(merged).num_updates
+    if payload["update"] >= total:
+        raise UsageError(f"argument --resume: the run in {str(loaded.run_dir)!r} already finished "
+                         f"({payload['global_step']:,} steps); evaluate it with: python -m ppo.evaluate "
+                         f"{loaded.run_dir}")
+    return merged, loaded
+
+
+class StopSignals:
+    """Turns the first Ctrl-C (SIGINT) or SIGTERM into a request to stop after the current step; a second one
+    stops at once. Forked env workers inherit the handler and ignore it: only the trainer decides."""
+
+    def __init__(self) -> None:
+        self.received: str | None = None
+        self.pid = os.getpid()
+        self.previous: dict[int, Any] = {}
+
+    def __enter__(self) -> StopSignals:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            self.previous[signum] = signal.signal(signum, self._handle)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for signum, handler in self.previous.items():
+            signal.signal(signum, handler)
+
+    def _handle(self, signum: int, frame: object) -> None:
+        if os.getpid() != self.pid:
+            return
+        if self.received is not None:
+            raise KeyboardInterrupt
+        self.received = signal.Signals(signum).name
+        print(f"\n{self.received}: stopping after this step and writing a checkpoint "
+              "(send it again to quit at once)", file=sys.stderr, flush=True)
+
+    def requested(self) -> bool:
+        return self.received is not None
+
+
 def run_training(args: argparse.Namespace, script: str, make_envs: Callable[[str | None], VectorEnv],
                  make_agent: Callable[[VectorEnv], ActorCritic], device: torch.device,
-                 obs_normalizer: ObservationNormalizer | None = None,
-                 reward_scaler: RewardScaler | None = None) -> int:
+                 obs_normalizer: ObservationNormalizer | None = None, reward_scaler: RewardScaler | None = None,
+                 resumed: checkpoint.Loaded | None = None) -> int:
     """``make_envs(video_dir)`` builds the vector env; everything after the checks happens here, once."""
     seed_everything(args.seed, args.deterministic_torch)
     cfg = TrainConfig.from_args(args)
-    name = run_name(args.environment_id, args.exp_name, args.seed)
-    envs = make_envs(f"videos/{name}" if args.capture_video else None)
+    run_dir = resumed.run_dir if resumed else Path(args.log_dir) / run_name(args.environment_id, args.exp_name,
+                                                                               args.seed)
+    start_step = resumed.payload["global_step"] if resumed else 0
+    video_dir = f"videos/{run_dir.name}" + (f"/resumed-at-{start_step}" if resumed else "")
+    envs = make_envs(video_dir if args.capture_video else None)
     agent = make_agent(envs).to(device)
-    logger = RunLogger(Path(args.log_dir) / name, args, cfg.num_updates * cfg.batch_size,
-                       show_progress=sys.stdout.isatty() and not args.no_progress)
-    result = train(envs, agent, cfg, device, logger, obs_normalizer, reward_scaler)
+    state = TrainState(agent, make_optimizer(agent, cfg.learning_rate), obs_normalizer, reward_scaler)
+    if resumed:
+        checkpoint.restore(state, resumed.payload)
+    logger = RunLogger(run_dir, args, cfg.num_updates * cfg.batch_size,
+                       show_progress=sys.stdout.isatty() and not args.no_progress, start_step=state.global_step)
+
+    writer = checkpoint.CheckpointWriter(run_dir, args.keep_checkpoints)
+    save_every = args.save_every or -(-cfg.num_updates // 10)  # ten per run by default
+
+    def after_update(state: TrainState) -> None:
+        if state.update % save_every == 0 or state.update == cfg.num_updates:
+            writer.save(checkpoint.checkpoint_payload(state, args, script))
+
+    with StopSignals() as signals:
+        result = train(envs, state, cfg, device, logger, signals.requested, after_update)
     envs.close()
-    save_model(logger.run_dir / "model.pt", agent, args, script, obs_normalizer, reward_scaler)
-    print(logger.close(result.global_step, result.seconds))
+    if result.interrupted:
+        path = writer.save(checkpoint.checkpoint_payload(state, args, script))
+        print(logger.close(result.global_step, result.steps, result.seconds))
+        gpu = " --use-gpu" if args.use_gpu else ""
+        print(f"{signals.received}: stopped; checkpoint at step {state.global_step:,} (update {state.update} of "
+              f"{cfg.num_updates}): {path}\nresume with: python {script}.py --resume {run_dir}{gpu}", flush=True)
+        return EXIT_INTERRUPTED
+    checkpoint.write_atomically(checkpoint.model_payload(state, args, script), run_dir / checkpoint.MODEL_FILE)
+    print(logger.close(result.global_step, result.steps, result.seconds))
     if args.timings:
         print("time per phase: " + ", ".join(f"{name} {seconds:.2f} s ({seconds / result.seconds:.0%})"
                                               for name, seconds in result.phase_seconds.items()))

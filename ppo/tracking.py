@@ -26,14 +26,17 @@ class RunLogger:
     """TensorBoard writer plus the terminal view of a run. Created only once every input has been checked."""
 
     def __init__(self, run_dir: Path, args: argparse.Namespace, total_steps: int, show_progress: bool,
-                 recent: int = 20) -> None:
+                 recent: int = 20, start_step: int = 0) -> None:
+        """``start_step`` > 0 continues a run: TensorBoard drops what the run logged after that step (a rollout
+        that was interrupted) and the new events follow on from it."""
         self.run_dir = run_dir
         run_dir.mkdir(parents=True, exist_ok=True)
-        self.writer = SummaryWriter(str(run_dir))
-        self.writer.add_text("hyperparameters", hyperparameter_table(args))
+        self.writer = SummaryWriter(str(run_dir), purge_step=start_step or None)
+        if not start_step:
+            self.writer.add_text("hyperparameters", hyperparameter_table(args))
         self.recent_returns: deque[float] = deque(maxlen=recent)
         self.episodes = 0
-        self.bar = tqdm(total=total_steps, unit="step", unit_scale=True, dynamic_ncols=True,
+        self.bar = tqdm(total=total_steps, initial=start_step, unit="step", unit_scale=True, dynamic_ncols=True,
                         disable=not show_progress, desc="training")
 
     def episodes_finished(self, global_step: int, returns: np.ndarray, lengths: np.ndarray) -> None:
@@ -55,11 +58,13 @@ class RunLogger:
         self.bar.set_postfix(SPS=f"{sps:,.0f}", ret=f"{self.mean_recent_return:.1f}", refresh=False)
         self.bar.update(global_step - self.bar.n)
 
-    def close(self, global_step: int, seconds: float) -> str:
-        """Closes the writer and bar; returns the one-line summary of the run."""
+    def close(self, global_step: int, steps: int, seconds: float) -> str:
+        """Closes the writer and bar; returns the one-line summary of the run (``steps`` of which were done
+        by this process, in ``seconds``)."""
         self.bar.close()
         self.writer.close()
         returns = (f"mean return of the last {len(self.recent_returns)} episodes: {self.mean_recent_return:.2f}"
                    if self.recent_returns else "no episode finished yet")
-        return (f"{global_step:,} steps in {seconds:.1f} s ({global_step / max(seconds, 1e-9):,.0f} SPS); "
+        resumed = f" (resumed at {global_step - steps:,})" if steps != global_step else ""
+        return (f"{global_step:,} steps{resumed} in {seconds:.1f} s ({steps / max(seconds, 1e-9):,.0f} SPS); "
                 f"{returns}; run directory: {self.run_dir}")

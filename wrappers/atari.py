@@ -76,6 +76,19 @@ class FireOnReset(gym.Wrapper):
         return obs, info
 
 
+class FireAfterLifeLoss(gym.Wrapper):
+    """For evaluation on whole games: presses FIRE once after a lost life, as FireOnReset did after every life
+    the agent was trained on, so a game that waits for FIRE does not stall until its time limit."""
+
+    def step(self, action: Any) -> tuple[Any, float, bool, bool, dict]:
+        lives = self.env.unwrapped.ale.lives()
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        if not (terminated or truncated) and self.env.unwrapped.ale.lives() < lives:
+            obs, fire_reward, terminated, truncated, info = self.env.step(1)
+            reward += fire_reward
+        return obs, reward, terminated, truncated, info
+
+
 def needs_fire(env: gym.Env) -> bool:
     meanings = env.unwrapped.get_action_meanings()
     return len(meanings) >= 3 and meanings[1] == "FIRE"
@@ -94,18 +107,25 @@ def check_atari_env(env_id: str) -> None:
                          "screen image main_atari.py learns from; use the id without '-ram'")
 
 
-def make_atari_env(env_id: str, video_dir: str | None = None, noop_max: int = 30) -> gym.Env:
+def make_atari_env(env_id: str, video_dir: str | None = None, noop_max: int = 30, evaluation: bool = False,
+                   every_episode: bool = False) -> gym.Env:
+    """The training env; with ``evaluation``, whole games with their real score: no EpisodicLife, no ClipReward
+    (and FIRE after a lost life in games that need it). ``every_episode`` records every episode's video."""
     register_atari()
     env = gym.make(env_id, frameskip=1, render_mode="rgb_array" if video_dir else None)
     if video_dir:
-        env = with_video(env, video_dir)  # whole games at the original resolution
+        env = with_video(env, video_dir, every_episode)  # whole games at the original resolution
     env = gym.wrappers.RecordEpisodeStatistics(env)
     env = gym.wrappers.AtariPreprocessing(env, noop_max=noop_max, frame_skip=4, screen_size=84,
                                           terminal_on_life_loss=False, grayscale_obs=True, scale_obs=False)
-    env = EpisodicLife(env)
+    if not evaluation:
+        env = EpisodicLife(env)
     if needs_fire(env):
         env = FireOnReset(env)
-    env = gym.wrappers.ClipReward(env, -1, 1)
+        if evaluation:
+            env = FireAfterLifeLoss(env)
+    if not evaluation:
+        env = gym.wrappers.ClipReward(env, -1, 1)
     return gym.wrappers.FrameStackObservation(env, 4)
 
 

@@ -38,12 +38,12 @@ def check_classic_env(env_id: str) -> tuple[gym.Space, gym.Space]:
     return observation_space, action_space
 
 
-def make_classic_env(env_id: str, video_dir: str | None = None) -> gym.Env:
+def make_classic_env(env_id: str, video_dir: str | None = None, every_episode: bool = False) -> gym.Env:
     """One env: full-episode statistics, actions clipped to the bounds at the env (the learner keeps the raw
-    sample and its log-probability), and optionally video."""
+    sample and its log-probability), and optionally video (``every_episode`` or Gymnasium's schedule)."""
     env = gym.make(env_id, render_mode="rgb_array" if video_dir else None)
     if video_dir:
-        env = with_video(env, video_dir)
+        env = with_video(env, video_dir, every_episode)
     env = gym.wrappers.RecordEpisodeStatistics(env)
     if isinstance(env.action_space, gym.spaces.Box):
         env = gym.wrappers.ClipAction(env)

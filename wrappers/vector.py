@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 
 import gymnasium as gym
@@ -47,6 +48,10 @@ def make_vector_env(make_env: Callable[[str | None], gym.Env], num_envs: int, vi
     return SyncVectorEnv(thunks, autoreset_mode=AutoresetMode.SAME_STEP)
 
 
-def with_video(env: gym.Env, video_dir: str) -> gym.Env:
-    """Record episodes of this env as mp4 files (Gymnasium's cubic schedule: episodes 0, 1, 8, 27, ..., 1000)."""
-    return gym.wrappers.RecordVideo(env, video_dir, disable_logger=True)
+def with_video(env: gym.Env, video_dir: str, every_episode: bool = False) -> gym.Env:
+    """Record episodes of this env as mp4 files: all of them, or Gymnasium's cubic schedule (episodes 0, 1, 8,
+    27, ..., 1000, 2000, ...) that keeps a long training run's videos few."""
+    # Frames are drawn off-screen (rgb_array): without a display, SDL would only complain about XDG_RUNTIME_DIR.
+    os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
+    return gym.wrappers.RecordVideo(env, video_dir, episode_trigger=(lambda _: True) if every_episode else None,
+                                   disable_logger=True)

@@ -1,0 +1,124 @@
+"""Play whole episodes with a trained agent of either script and report its returns.
+
+    python -m ppo.evaluate PATH --episodes N [--deterministic] [--capture-video] [--use-gpu]
+
+PATH is a run directory (its model.pt, or its newest checkpoint while the run is unfinished) or a checkpoint
+file. The env is rebuilt from the saved flags; Atari games are played whole with their real score: no episodic
+life, no reward clipping.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+
+import gymnasium as gym
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from networks.actor_critic import ActorCritic
+from ppo import checkpoint
+from ppo.config import OneLineParser, UsageError, count, select_device, whole_number
+from ppo.normalize import ObservationNormalizer
+from ppo.runner import checked
+
+
+@dataclass
+class Evaluation:
+    returns: np.ndarray
+    lengths: np.ndarray
+
+
+def build_parser() -> OneLineParser:
+    parser = OneLineParser(prog="python -m ppo.evaluate",
+                           description="Play episodes with a trained agent and report its returns")
+    parser.add_argument("path", metavar="PATH",
+                        help="a run directory (its model.pt, else its newest checkpoint) or a checkpoint file")
+    parser.add_argument("--episodes", type=count, default=10, help="number of episodes to play (default: 10)")
+    parser.add_argument("--deterministic", action="store_true",
+                        help="take the most likely action (the Gaussian mean) instead of sampling (default: False)")
+    parser.add_argument("--capture-video", action="store_true",
+                        help="record every episode as an mp4 file (default: False)")
+    parser.add_argument("--video-dir", default=None,
+                        help="where the videos go (default: videos/<run name>-eval)")
+    parser.add_argument("--seed", type=whole_number, default=0,
+                        help="seed of the first episode's reset (default: 0)")
+    parser.add_argument("--use-gpu", action="store_true", help="run the network on CUDA (default: False)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar (default: False)")
+    return parser
+
+
+def make_env_and_agent(payload: dict, video_dir: str | None, device: torch.device
+                       ) -> tuple[gym.Env, ActorCritic, ObservationNormalizer | None]:
+    """The env the agent was trained on (one copy, evaluation variant) and the agent with its saved weights."""
+    env_id = payload["env_id"]
+    if payload["script"] == "main":
+        from networks.mlp import MLPActorCritic
+        from wrappers.classic import check_classic_env, make_classic_env
+
+        check_classic_env(env_id)
+        env = make_classic_env(env_id, video_dir, every_episode=True)
+        agent: ActorCritic = MLPActorCritic(env.observation_space, env.action_space)
+    elif payload["script"] == "main_atari":
+        from networks.cnn import NatureCNNActorCritic
+        from wrappers.atari import check_atari_env, make_atari_env
+
+        check_atari_env(env_id)
+        env = make_atari_env(env_id, video_dir, evaluation=True, every_episode=True)
+        agent = NatureCNNActorCritic(env.observation_space, env.action_space, channels_last=device.type == "cpu")
+    else:
+        raise UsageError(f"argument PATH: checkpoint of an unknown script {payload['script']!r}")
+    agent.load_state_dict(payload["model"])
+    normalizer = None
+    if payload["obs_rms"] is not None:
+        normalizer = ObservationNormalizer(env.observation_space.shape)
+        checkpoint.restore_rms(normalizer.rms, payload["obs_rms"])
+    return env, agent.to(device).eval(), normalizer
+
+
+def evaluate(env: gym.Env, agent: ActorCritic, normalizer: ObservationNormalizer | None, episodes: int,
+             deterministic: bool, device: torch.device, seed: int = 0, progress: bool = False) -> Evaluation:
+    """Plays ``episodes`` episodes; returns and lengths as RecordEpisodeStatistics counts them in training."""
+    returns, lengths = [], []
+    obs, _ = env.reset(seed=seed)
+    with tqdm(total=episodes, unit="episode", disable=not progress, desc="evaluating") as bar:
+        while len(returns) < episodes:
+            if normalizer is not None:
+                obs = normalizer(obs[None], update=False)[0]
+            with torch.no_grad():
+                action = agent.act(torch.as_tensor(np.asarray(obs), device=device)[None], deterministic)[0][0]
+            obs, _, terminated, truncated, info = env.step(action.cpu().numpy())
+            if terminated or truncated:
+                returns.append(float(info["episode"]["r"]))
+                lengths.append(int(info["episode"]["l"]))
+                bar.update(1)
+                if len(returns) < episodes:  # no reset after the last one: it would start one more video
+                    obs, _ = env.reset()
+    return Evaluation(np.array(returns), np.array(lengths))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+
+    def check():
+        return checkpoint.load(args.path, "argument PATH", prefer_model=True), select_device(args.use_gpu)
+
+    loaded, device = checked(parser, check)
+    video_dir = (args.video_dir or f"videos/{loaded.run_dir.name}-eval") if args.capture_video else None
+    env, agent, normalizer = checked(parser, lambda: make_env_and_agent(loaded.payload, video_dir, device))
+    result = evaluate(env, agent, normalizer, args.episodes, args.deterministic, device, args.seed,
+                      progress=sys.stdout.isatty() and not args.no_progress)
+    env.close()
+    policy = "deterministic" if args.deterministic else "stochastic"
+    print(f"{args.episodes} episodes of {loaded.payload['env_id']} ({policy} policy, {loaded.path}, step "
+          f"{loaded.payload.get('global_step', 0):,}): return {result.returns.mean():.2f} ± "
+          f"{result.returns.std():.2f}, length {result.lengths.mean():.1f} ± {result.lengths.std():.1f}")
+    if video_dir:
+        print(f"videos: {video_dir}/")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
