@@ -105,7 +105,9 @@ def mean_and_band(curves: list[Curve], weight: float, points: int = 200
     return grid, ys.mean(0), ys.min(0), ys.max(0)
 
 
-def plot(curves: list[Curve], output: Path, weight: float, title: str | None, width: int, height: int) -> None:
+def plot(curves: list[Curve], output: Path, weight: float, title: str | None, width: int, height: int
+         ) -> list[str]:
+    """Writes the PNG; returns the legend's labels."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -135,6 +137,7 @@ def plot(curves: list[Curve], output: Path, weight: float, title: str | None, wi
     output.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(output, dpi=dpi)
     plt.close(fig)
+    return [text.get_text() for text in ax.get_legend().get_texts()]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -31,7 +31,8 @@ class RunLogger:
         that was interrupted) and the new events follow on from it."""
         self.run_dir = run_dir
         run_dir.mkdir(parents=True, exist_ok=True)
-        self.writer = SummaryWriter(str(run_dir), purge_step=start_step or None)
+        # purge_step: events at steps >= it are dropped; those up to start_step belong to completed updates.
+        self.writer = SummaryWriter(str(run_dir), purge_step=start_step + 1 if start_step else None)
         if not start_step:
             self.writer.add_text("hyperparameters", hyperparameter_table(args))
         self.recent_returns: deque[float] = deque(maxlen=recent)
