@@ -10,7 +10,7 @@ from networks import MLPActorCritic
 from ppo.config import CLASSIC, add_normalization_flags, build_parser, check_batch, select_device
 from ppo.normalize import ObservationNormalizer, RewardScaler
 from ppo.runner import checked, parse_arguments, run_training
-from wrappers.classic import check_classic_env, make_classic_envs
+from wrappers.classic import check_classic_env, check_vec_backend, make_classic_envs
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -20,7 +20,9 @@ def main(argv: list[str] | None = None) -> int:
 
     def check():  # every check before any env, directory or file is made
         check_batch(args)
-        return (*check_classic_env(args.environment_id), select_device(args.use_gpu))
+        spaces = check_classic_env(args.environment_id)
+        check_vec_backend(args.environment_id, args.vec_backend)
+        return (*spaces, select_device(args.use_gpu))
 
     observation_space, action_space, device = checked(parser, check)
 

@@ -5,25 +5,32 @@ from __future__ import annotations
 import sys
 
 from networks.cnn import NatureCNNActorCritic
-from ppo.config import ATARI, build_parser, check_batch, select_device
+from ppo.config import ATARI, UsageError, add_atari_flags, build_parser, check_batch, select_device
 from ppo.runner import checked, parse_arguments, run_training
 from wrappers.atari import check_atari_env, make_atari_envs
+from wrappers.envpool_atari import check_envpool
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser(ATARI)
+    add_atari_flags(parser)
     args, resumed = parse_arguments(parser, argv, "main_atari")
 
     def check():  # every check before any env, directory or file is made
         check_batch(args)
         check_atari_env(args.environment_id)
+        if args.env_backend == "envpool":
+            check_envpool(args.environment_id)
+            if args.capture_video:
+                raise UsageError("argument --capture-video: videos are recorded by the gymnasium backend only "
+                                 "(drop --env-backend envpool)")
         return select_device(args.use_gpu)
 
     device = checked(parser, check)
     return run_training(
         args, "main_atari",
         make_envs=lambda video_dir: make_atari_envs(args.environment_id, args.num_envs, video_dir,
-                                                    args.vec_backend),
+                                                    args.vec_backend, args.env_backend),
         make_agent=lambda envs: NatureCNNActorCritic(envs.single_observation_space, envs.single_action_space,
                                                      channels_last=device.type == "cpu"),
         device=device, resumed=resumed,

@@ -13,43 +13,51 @@ import torch
 
 
 def compute_gae(
-    rewards: torch.Tensor,
-    values: torch.Tensor,
-    next_value: torch.Tensor,
-    terminated: torch.Tensor,
-    truncated: torch.Tensor,
-    final_values: torch.Tensor,
+    rewards: np.ndarray | torch.Tensor,
+    values: np.ndarray | torch.Tensor,
+    next_value: np.ndarray | torch.Tensor,
+    terminated: np.ndarray | torch.Tensor,
+    truncated: np.ndarray | torch.Tensor,
+    final_values: np.ndarray | torch.Tensor,
     gamma: float,
     gae_lambda: float,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """GAE(γ, λ) over a [T, N] rollout; returns (advantages, returns = advantages + values).
+    """GAE(γ, λ) over a [T, N] rollout; returns (advantages, returns = advantages + values) as CPU tensors.
 
     Step t's transition ends its episode when it terminated or truncated. A termination is a real end: nothing
     is bootstrapped. A truncation (a time limit) is not a death: its reward is completed with γ·V(final
     observation), given in ``final_values``, which is the value the learner would have bootstrapped from had the
     episode gone on. Either way, no advantage flows back across the episode boundary.
+
+    The backward recursion runs in NumPy on the host: T small steps over N envs, where each torch op would cost
+    several microseconds of dispatch (measured: 2.0 -> 0.3 ms per CartPole rollout).
     """
+    rewards, values, next_value, terminated, truncated, final_values = (
+        np.asarray(x, dtype=np.float32) for x in (rewards, values, next_value, terminated, truncated, final_values))
     num_steps = rewards.shape[0]
-    rewards = rewards + gamma * final_values * truncated * (1.0 - terminated)
-    not_done = 1.0 - torch.maximum(terminated, truncated)
-    advantages = torch.zeros_like(rewards)
-    last = torch.zeros_like(next_value)
+    rewards = rewards + np.float32(gamma) * final_values * truncated * (1.0 - terminated)
+    not_done = 1.0 - np.maximum(terminated, truncated)
+    discount, trace = np.float32(gamma), np.float32(gamma * gae_lambda)
+    advantages = np.zeros_like(rewards)
+    last = np.zeros_like(next_value)
     following_value = next_value
     for t in reversed(range(num_steps)):
-        delta = rewards[t] + gamma * following_value * not_done[t] - values[t]
-        last = delta + gamma * gae_lambda * not_done[t] * last
+        delta = rewards[t] + discount * following_value * not_done[t] - values[t]
+        last = delta + trace * not_done[t] * last
         advantages[t] = last
         following_value = values[t]
-    return advantages, advantages + values
+    return torch.from_numpy(advantages), torch.from_numpy(advantages + values)
 
 
 def minibatch_indices(batch_size: int, num_minibatches: int, generator: torch.Generator | None = None,
-                      device: torch.device | str = "cpu") -> list[torch.Tensor]:
-    """A random partition of range(batch_size) into equal minibatches: every sample used exactly once."""
-    if batch_size % num_minibatches:
+                      device: torch.device | str = "cpu", uneven_ok: bool = False) -> list[torch.Tensor]:
+    """A random partition of range(batch_size) into equal minibatches: every sample used exactly once.
+
+    ``uneven_ok``: sizes may differ by one (a batch from which reset steps were dropped)."""
+    if batch_size % num_minibatches and not uneven_ok:
         raise ValueError(f"batch of {batch_size} does not split into {num_minibatches} minibatches")
     permutation = torch.randperm(batch_size, generator=generator).to(device)
-    return list(permutation.view(num_minibatches, -1))
+    return list(permutation.tensor_split(num_minibatches))
 
 
 @dataclass
@@ -84,18 +92,21 @@ class RolloutBuffer:
         self.rewards = np.zeros(shape, np.float32)
         self.terminated = np.zeros(shape, np.float32)
         self.truncated = np.zeros(shape, np.float32)
+        # False for a reset step of a NEXT_STEP vector env: its action was ignored, it is not a transition.
+        self.valid = np.ones(shape, bool)
 
     def compute_advantages(self, next_value: torch.Tensor, gamma: float, gae_lambda: float
                            ) -> tuple[torch.Tensor, torch.Tensor]:
-        def to_device(array: np.ndarray) -> torch.Tensor:
-            return torch.from_numpy(array).to(self.device)
-
-        return compute_gae(to_device(self.rewards), self.values, next_value, to_device(self.terminated),
-                           to_device(self.truncated), self.final_values, gamma, gae_lambda)
+        # One device->host copy of the values per rollout (none on CPU), GAE on the host, one copy back.
+        advantages, returns = compute_gae(self.rewards, self.values.cpu(), next_value.cpu(), self.terminated,
+                                          self.truncated, self.final_values.cpu(), gamma, gae_lambda)
+        return advantages.to(self.device), returns.to(self.device)
 
     def flatten(self, advantages: torch.Tensor, returns: torch.Tensor) -> Batch:
+        """The rollout as one batch, without the reset steps (a reset step never follows a valid step's
+        advantage: the step before it ended an episode, which cuts GAE there)."""
         size = self.num_steps * self.num_envs
-        return Batch(
+        batch = Batch(
             obs=self.obs.reshape((size,) + self.obs.shape[2:]),
             actions=self.actions.reshape((size,) + self.actions.shape[2:]),
             logprobs=self.logprobs.reshape(size),
@@ -103,3 +114,8 @@ class RolloutBuffer:
             advantages=advantages.reshape(size),
             returns=returns.reshape(size),
         )
+        if self.valid.all():
+            return batch
+        keep = torch.from_numpy(np.flatnonzero(self.valid)).to(self.device)
+        return Batch(*(field[keep] for field in (batch.obs, batch.actions, batch.logprobs, batch.values,
+                                                  batch.advantages, batch.returns)))

@@ -108,12 +108,14 @@ class ScriptFlags:
     description: str
     flags: dict[str, tuple[str, str]]
     exp_name: str
+    vec_backends: tuple[str, ...] = ("sync", "async")  # the first is the default
 
 
 CLASSIC = ScriptFlags(
     prog="main.py",
     description="PPO Classic Control Training Script",
     exp_name="ppo",
+    vec_backends=("auto", "native", "sync", "async"),
     flags={
         "--environment-id": ("CartPole-v1", "Gym environment id to train on"),
         "--num-envs": ("4", "number of parallel environments to use"),
@@ -179,8 +181,13 @@ def build_parser(script: ScriptFlags) -> OneLineParser:
                        help="record videos of env 0's episodes into videos/<run name>/ (default: False)")
     extra.add_argument("--no-progress", action="store_true",
                        help="no progress bar, only the summary line at the end (default: False)")
-    extra.add_argument("--vec-backend", choices=("sync", "async"), default="sync",
-                       help="step the envs in this process (sync) or one subprocess each (async) (default: sync)")
+    backends = {"auto": "native where the env has one and there are 8 envs or more, else sync",
+                "native": "the env's own vectorized implementation (CartPole)",
+                "sync": "one env after the other in this process", "async": "one subprocess per env"}
+    extra.add_argument("--vec-backend", choices=script.vec_backends, default=script.vec_backends[0],
+                       help="how the envs are stepped: " + "; ".join(f"{name}: {backends[name]}"
+                                                                      for name in script.vec_backends)
+                            + f" (default: {script.vec_backends[0]})")
     extra.add_argument("--timings", action="store_true",
                        help="at the end, also print the time spent in env stepping, inference, GAE and update "
                             "(default: False)")
@@ -198,6 +205,15 @@ def build_parser(script: ScriptFlags) -> OneLineParser:
                         help="continue the run in PATH (its run directory or one of its checkpoint files) with its "
                              "saved flags, in the same run directory (default: None)")
     return parser
+
+
+def add_atari_flags(parser: argparse.ArgumentParser) -> None:
+    """main_atari.py's choice of emulator backend."""
+    group = parser.add_argument_group("atari")
+    group.add_argument("--env-backend", choices=("gymnasium", "envpool"), default="gymnasium",
+                       help="gymnasium: ale-py envs with Gymnasium's wrappers (wrappers/atari.py); envpool: EnvPool's "
+                            "C++ envs with the same preprocessing, stepped in threads (pip install -r "
+                            "requirements-envpool.txt) (default: gymnasium)")
 
 
 def add_normalization_flags(parser: argparse.ArgumentParser) -> None:

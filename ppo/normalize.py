@@ -64,9 +64,13 @@ class RewardScaler:
         self.clip = clip
         self.epsilon = epsilon
 
-    def __call__(self, rewards: np.ndarray, dones: np.ndarray) -> np.ndarray:
+    def __call__(self, rewards: np.ndarray, dones: np.ndarray, valid: np.ndarray | None = None) -> np.ndarray:
+        """``valid`` False marks the reset step of a NEXT_STEP vector env: not part of any episode's return."""
         self.returns = self.returns * self.gamma + rewards
-        self.rms.update(self.returns)
+        if valid is None:
+            self.rms.update(self.returns)
+        elif valid.any():
+            self.rms.update(self.returns[valid])
         self.returns[dones] = 0.0
         scaled = rewards / np.sqrt(self.rms.var + self.epsilon)
         return np.clip(scaled, -self.clip, self.clip).astype(np.float32)

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-from gymnasium.vector import VectorEnv
+from gymnasium.vector import AutoresetMode, VectorEnv
 from torch import nn
 
 from networks.actor_critic import ActorCritic
@@ -79,7 +79,7 @@ def update_policy(agent: ActorCritic, optimizer: torch.optim.Optimizer, batch: B
     totals: dict[str, torch.Tensor] = {}
     steps = 0
     for _ in range(cfg.num_epochs):
-        for idx in minibatch_indices(cfg.batch_size, cfg.num_minibatches, device=batch.obs.device):
+        for idx in minibatch_indices(len(batch.obs), cfg.num_minibatches, device=batch.obs.device, uneven_ok=True):
             new_logprobs, entropy, new_values = agent.evaluate(batch.obs[idx], batch.actions[idx])
             loss, stats = ppo_loss(new_logprobs, batch.logprobs[idx], batch.advantages[idx], new_values,
                                    batch.values[idx], batch.returns[idx], entropy, cfg.clip_coef,
@@ -116,6 +116,13 @@ def train(envs: VectorEnv, state: TrainState, cfg: TrainConfig, device: torch.de
             obs = obs_normalizer(obs, update=update_stats)
         return torch.as_tensor(obs, device=device)
 
+    # SAME_STEP (Gymnasium's vector envs as wrappers.vector builds them): a finished env is reset within the
+    # step and its last observation is info["final_obs"]. NEXT_STEP (native vector envs, EnvPool): the step
+    # returns the last observation, and the env's next step is a reset whose action is ignored: that step is
+    # stored but marked invalid and left out of the update.
+    next_step_mode = envs.metadata.get("autoreset_mode") == AutoresetMode.NEXT_STEP
+    resetting = np.zeros(cfg.num_envs, bool)  # NEXT_STEP: envs whose next step is a reset
+
     # Env i gets seed + i; a resumed run starts fresh episodes from seeds it has not used before.
     next_obs_np, _ = envs.reset(seed=cfg.seed + state.global_step)
     next_obs = observe(next_obs_np)
@@ -151,25 +158,30 @@ def train(envs: VectorEnv, state: TrainState, cfg: TrainConfig, device: torch.de
 
             next_obs_np, reward, terminated, truncated, info = envs.step(action_np)
             phases["env"] += time.perf_counter() - tock
+            valid = ~resetting
             bootstrap = truncated & ~terminated
             if bootstrap.any():
-                # Time-limit truncation: value the true last observation (SAME_STEP keeps it in info).
+                # Time-limit truncation: value the true last observation.
                 idx = np.flatnonzero(bootstrap)
-                final_obs = observe(np.stack(info["final_obs"][idx]), update_stats=False)
+                last_obs = next_obs_np[idx] if next_step_mode else np.stack(info["final_obs"][idx])
                 with torch.no_grad():
-                    buffer.final_values[step, torch.as_tensor(idx, device=device)] = agent.value(final_obs)
+                    buffer.final_values[step, torch.as_tensor(idx, device=device)] = agent.value(
+                        observe(last_obs, update_stats=False))
             if reward_scaler is not None:
-                reward = reward_scaler(reward, terminated | truncated)
+                reward = reward_scaler(reward, terminated | truncated, valid)
             buffer.rewards[step] = reward
             buffer.terminated[step] = terminated
             buffer.truncated[step] = bootstrap
+            if next_step_mode:
+                buffer.valid[step] = valid
+                resetting = terminated | truncated
             next_obs = observe(next_obs_np)
 
-            final_info = info.get("final_info")
-            if final_info and "episode" in final_info:
-                done = final_info["_episode"]
-                logger.episodes_finished(global_step, final_info["episode"]["r"][done],
-                                         final_info["episode"]["l"][done])
+            # Episode statistics: in final_info (SAME_STEP) or in info itself (vector-level statistics).
+            episodes = info.get("final_info") or info
+            if "episode" in episodes:
+                done = episodes["_episode"]
+                logger.episodes_finished(global_step, episodes["episode"]["r"][done], episodes["episode"]["l"][done])
             if stop_requested():
                 state.roll_back(rollout_start)
                 return result(interrupted=True)

@@ -129,6 +129,11 @@ def make_atari_env(env_id: str, video_dir: str | None = None, noop_max: int = 30
     return gym.wrappers.FrameStackObservation(env, 4)
 
 
-def make_atari_envs(env_id: str, num_envs: int, video_dir: str | None = None, backend: str = "sync") -> VectorEnv:
+def make_atari_envs(env_id: str, num_envs: int, video_dir: str | None = None, backend: str = "sync",
+                    env_backend: str = "gymnasium") -> VectorEnv:
+    if env_backend == "envpool":
+        from wrappers.envpool_atari import EnvPoolAtari
+
+        return EnvPoolAtari(env_id, num_envs)
     return make_vector_env(lambda video: make_atari_env(env_id, video), num_envs, video_dir, backend)
 

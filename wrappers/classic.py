@@ -50,6 +50,33 @@ def make_classic_env(env_id: str, video_dir: str | None = None, every_episode: b
     return env
 
 
+def has_native_vector_env(env_id: str) -> bool:
+    return lookup_spec(env_id).vector_entry_point is not None
+
+
+def check_vec_backend(env_id: str, backend: str) -> None:
+    if backend == "native" and not has_native_vector_env(env_id):
+        raise UsageError(f"argument --vec-backend: {env_id!r} has no native vectorized implementation; "
+                         "use sync or async")
+
+
+def make_native_vector_env(env_id: str, num_envs: int) -> VectorEnv:
+    """Gymnasium's own vectorized implementation (one NumPy step for all envs). It resets a finished env on the
+    next step (NEXT_STEP), which the training loop handles; statistics come from the vector-level wrapper."""
+    envs = gym.make_vec(env_id, num_envs=num_envs, vectorization_mode="vector_entry_point")
+    envs = gym.wrappers.vector.RecordEpisodeStatistics(envs)
+    if isinstance(envs.single_action_space, gym.spaces.Box):
+        envs = gym.wrappers.vector.ClipAction(envs)
+    return envs
+
+
 def make_classic_envs(env_id: str, num_envs: int, video_dir: str | None = None,
                       backend: str = "sync") -> VectorEnv:
+    """``backend`` auto: the native vector env where there is one, from 8 envs on, and no video is recorded
+    (videos need the per-env render); else sync. Measured per CartPole env step, native vs sync: 4 envs 8.4 vs
+    7.3 µs, 8 envs 4.5 vs 6.6 µs, 64 envs 0.7 vs 5.9 µs."""
+    if backend == "auto":
+        backend = "native" if has_native_vector_env(env_id) and num_envs >= 8 and not video_dir else "sync"
+    if backend == "native":
+        return make_native_vector_env(env_id, num_envs)
     return make_vector_env(lambda video: make_classic_env(env_id, video), num_envs, video_dir, backend)

@@ -1,0 +1,107 @@
+"""The other ways of stepping envs: NEXT_STEP vector envs (Gymnasium's native CartPole, EnvPool) and the EnvPool
+Atari backend against the gymnasium one."""
+
+import numpy as np
+import pytest
+import torch
+from conftest import TAGS, assert_usage_error, only_run_dir, read_scalars
+
+import main
+import main_atari
+import ppo.train
+from wrappers.atari import make_atari_envs
+from wrappers.classic import make_classic_envs
+
+SMALL = ["--num-envs", "2", "--num-steps-collected", "64", "--num-mini-batches", "2", "--no-progress"]
+
+
+def test_auto_backend_picks_native_cartpole_from_8_envs():
+    assert type(make_classic_envs("CartPole-v1", 4, backend="auto")).__name__ == "SyncVectorEnv"
+    native = make_classic_envs("CartPole-v1", 8, backend="auto")
+    assert type(native.unwrapped).__name__ == "CartPoleVectorEnv"
+    assert type(make_classic_envs("Acrobot-v1", 8, backend="auto")).__name__ == "SyncVectorEnv"
+
+
+def test_next_step_reset_steps_are_left_out_of_the_update(tmp_path, monkeypatch):
+    """Native CartPole resets a finished env on its next step, ignoring that step's action: every finished
+    episode costs exactly one sample of the batch, and every episode is still logged."""
+    sizes = []
+    real_update = ppo.train.update_policy
+
+    def spy(agent, optimizer, batch, cfg):
+        sizes.append(len(batch.obs))
+        return real_update(agent, optimizer, batch, cfg)
+
+    monkeypatch.setattr(ppo.train, "update_policy", spy)
+    log_dir = tmp_path / "runs"
+    assert main.main([*SMALL, "--vec-backend", "native", "--total-timesteps", "1280", "--log-dir", str(log_dir)]) == 0
+    episodes = len(read_scalars(only_run_dir(log_dir))["charts/episodic_return"])
+    # A reset step follows each finished episode, except for the episodes that end on the very last step.
+    assert episodes > 10 and sum(128 - size for size in sizes) in range(episodes - 1, episodes + 1)
+    assert all(size < 128 for size in sizes[:3])  # random play: episodes of ~20 steps in every rollout
+
+
+def test_native_backend_refused_where_there_is_none(tmp_path, capsys, monkeypatch):
+    assert_usage_error(main.main, "main.py", ["--vec-backend", "native", "--environment-id", "Acrobot-v1"],
+                       "native", tmp_path, capsys, monkeypatch)
+
+
+def play_random(envs, steps, seed=0):
+    """Random play; returns (observations, learner rewards, finished games' returns and lengths)."""
+    rng = np.random.default_rng(seed)
+    obs, _ = envs.reset(seed=seed)
+    observations, rewards, returns, lengths = [obs], [], [], []
+    for _ in range(steps):
+        obs, reward, terminated, truncated, info = envs.step(rng.integers(0, envs.single_action_space.n,
+                                                                          envs.num_envs))
+        observations.append(obs)
+        rewards.append(reward)
+        stats = info.get("final_info") or info
+        if "episode" in stats:
+            returns += stats["episode"]["r"][stats["_episode"]].tolist()
+            lengths += stats["episode"]["l"][stats["_episode"]].tolist()
+    return np.stack(observations), np.stack(rewards), returns, lengths
+
+
+def test_envpool_backend_gives_the_same_observations_and_logs_returns_the_same_way():
+    pytest.importorskip("envpool")
+    results = {}
+    for backend in ("gymnasium", "envpool"):
+        envs = make_atari_envs("ALE/Assault-v5", 2, env_backend=backend)
+        assert envs.single_observation_space == make_atari_envs("ALE/Assault-v5", 1).single_observation_space
+        results[backend] = play_random(envs, 1500)
+        envs.close()
+    for backend, (observations, rewards, returns, lengths) in results.items():
+        assert observations.shape == (1501, 2, 4, 84, 84) and observations.dtype == np.uint8, backend
+        assert set(np.unique(rewards)) <= {0.0, 1.0}, backend  # the learner's rewards are clipped
+        # Whole games logged with their real score: Assault pays 21 per enemy, so unclipped returns are
+        # multiples of 21, far above the clipped sum of a game.
+        assert returns, backend
+        assert all(r % 21 == 0 and r >= 21 for r in returns), (backend, returns)
+        assert all(length > 4 * 100 for length in lengths), (backend, lengths)  # frames of a whole game
+    # Same preprocessing: frames of the same game look alike (gray levels of the same screen).
+    means = {backend: results[backend][0].mean() for backend in results}
+    assert means["gymnasium"] == pytest.approx(means["envpool"], rel=0.15), means
+
+
+@pytest.mark.slow
+def test_main_atari_trains_with_envpool(tmp_path):
+    pytest.importorskip("envpool")
+    log_dir = tmp_path / "runs"
+    assert main_atari.main(["--environment-id", "ALE/Breakout-v5", "--num-envs", "2", "--num-steps-collected",
+                            "128", "--total-timesteps", "1024", "--env-backend", "envpool", "--log-dir",
+                            str(log_dir), "--no-progress"]) == 0
+    scalars = read_scalars(only_run_dir(log_dir))
+    assert TAGS <= set(scalars)
+    assert all(length > 100 for _, length in scalars["charts/episodic_length"])  # whole games, not lives
+    saved = torch.load(only_run_dir(log_dir) / "model.pt", weights_only=True)
+    assert saved["args"]["env_backend"] == "envpool"
+
+
+def test_envpool_refuses_video(tmp_path, capsys, monkeypatch):
+    pytest.importorskip("envpool")
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exit_info:
+        main_atari.main(["--env-backend", "envpool", "--capture-video", "--log-dir", str(tmp_path / "runs")])
+    assert exit_info.value.code == 2 and "--capture-video" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
