@@ -195,7 +195,10 @@ def test_a_signal_stops_with_a_checkpoint_and_the_command_that_resumes_it(tmp_pa
     if signum == signal.SIGINT:  # the printed command continues the run, past the checkpoint
         resume = subprocess.Popen([sys.executable, str(ROOT / "main.py"), *command.split()[4:], "--no-progress"],
                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
-        time.sleep(6)
+        deadline = time.monotonic() + 60  # the resumed run opens a second events file in the same directory
+        while time.monotonic() < deadline and len(list(run_dir.glob("events.out.tfevents.*"))) < 2:
+            time.sleep(0.2)
+        time.sleep(1.5)  # a few updates in
         resume.send_signal(signal.SIGTERM)
         out, err = resume.communicate(timeout=60)
         assert resume.returncode == 130, err
