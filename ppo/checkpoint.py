@@ -74,10 +74,12 @@ def library_versions() -> dict[str, str]:
 
 
 def _rms(rms: RunningMeanStd | None) -> dict | None:
+    """RunningMeanStd.state_dict with its arrays as tensors (weights_only-loadable; its load_state_dict takes
+    them back as they are)."""
     if rms is None:
         return None
-    return {"mean": torch.from_numpy(np.array(rms.mean)), "var": torch.from_numpy(np.array(rms.var)),
-            "count": float(rms.count)}
+    state = rms.state_dict()
+    return {"mean": torch.tensor(state["mean"]), "var": torch.tensor(state["var"]), "count": state["count"]}
 
 
 def model_payload(state: TrainState, args: argparse.Namespace, script: str) -> dict[str, Any]:
@@ -175,17 +177,13 @@ def load(path_text: str, flag: str, prefer_model: bool) -> Loaded:
     return Loaded(payload, path, run_dir_of(path))
 
 
-def restore_rms(rms: RunningMeanStd, saved: dict) -> None:
-    rms.load_state_dict({"mean": saved["mean"].numpy(), "var": saved["var"].numpy(), "count": saved["count"]})
-
-
 def restore(state: TrainState, payload: dict[str, Any]) -> None:
     """Puts a checkpoint's weights, optimizer, statistics, counters and generator states into ``state``."""
     state.agent.load_state_dict(payload["model"])
     state.optimizer.load_state_dict(payload["optimizer"])
     for normalizer, key in ((state.obs_normalizer, "obs_rms"), (state.reward_scaler, "reward_rms")):
         if normalizer is not None and payload[key] is not None:
-            restore_rms(normalizer.rms, payload[key])
+            normalizer.rms.load_state_dict(payload[key])
     state.update = int(payload["update"])
     state.global_step = int(payload["global_step"])
     set_rng_states(payload["rng"])

@@ -73,7 +73,7 @@ def make_env_and_agent(payload: dict, video_dir: str | None, device: torch.devic
     normalizer = None
     if payload["obs_rms"] is not None:
         normalizer = ObservationNormalizer(env.observation_space.shape)
-        checkpoint.restore_rms(normalizer.rms, payload["obs_rms"])
+        normalizer.rms.load_state_dict(payload["obs_rms"])
     return env, agent.to(device).eval(), normalizer
 
 

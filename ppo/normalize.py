@@ -69,7 +69,7 @@ class RewardScaler:
     def __call__(self, rewards: np.ndarray, dones: np.ndarray, valid: np.ndarray | None = None) -> np.ndarray:
         """``valid`` False marks the reset step of a NEXT_STEP vector env: not part of any episode's return."""
         self.returns = self.returns * self.gamma + rewards
-        if valid is None:
+        if valid is None or valid.all():  # all valid: no boolean-index copy on the per-step path
             self.rms.update(self.returns)
         elif valid.any():
             self.rms.update(self.returns[valid])

@@ -57,11 +57,11 @@ def resumed_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace,
         what = f"a {payload['script']}.py run" if payload["script"] != script else "a final model, not a checkpoint"
         raise UsageError(f"argument --resume: {str(loaded.path)!r} is {what}; {script}.py resumes its own "
                          f"checkpoints ({checkpoint.CHECKPOINT_DIR}/step_*.pt or the run directory)")
-    saved, defaults = payload["args"], vars(parser.parse_args([]))
+    saved = payload["args"]
     kept = [key for key in KEPT_ON_RESUME if key in saved]
     for key in kept:
         given = getattr(args, key)
-        if given != defaults[key] and given != saved[key]:
+        if given != parser.get_default(key) and given != saved[key]:
             flag = "--" + key.replace("_", "-")
             raise UsageError(f"argument --resume: the run was trained with {flag} {saved[key]}, a resumed run keeps "
                              f"its saved flags: drop {flag} {given}")
