@@ -33,18 +33,24 @@ class ActorCritic(nn.Module):
     def forward(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         raise NotImplementedError
 
+    def outputs(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """forward's outputs in float32, also under torch.autocast (--bf16): the distribution and the loss are
+        computed in full precision."""
+        params, value = self(obs)
+        return params.float(), value.float()
+
     def value(self, obs: torch.Tensor) -> torch.Tensor:
-        return self(obs)[1]
+        return self.outputs(obs)[1]
 
     def act(self, obs: torch.Tensor, deterministic: bool = False
             ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """One forward for action, its log-probability and the value (call under torch.no_grad in rollouts)."""
-        params, value = self(obs)
+        params, value = self.outputs(obs)
         action = self.head.mode(params) if deterministic else self.head.sample(params)
         return action, self.head.log_prob(params, action), value
 
     def evaluate(self, obs: torch.Tensor, action: torch.Tensor
                  ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Log-probability of stored actions, entropy and value, with gradients, for the update."""
-        params, value = self(obs)
+        params, value = self.outputs(obs)
         return self.head.log_prob(params, action), self.head.entropy(params), value

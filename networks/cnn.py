@@ -37,7 +37,11 @@ class NatureCNNActorCritic(ActorCritic):
         self.to(memory_format=self.memory_format)
 
     def forward(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        frames = obs.contiguous(memory_format=self.memory_format).float() / 255.0
+        # Straight to the dtype the first convolution runs in (bfloat16 under --bf16's autocast): one pass over
+        # the frames instead of a float32 copy that autocast would then convert again.
+        device = obs.device.type
+        dtype = torch.get_autocast_dtype(device) if torch.is_autocast_enabled(device) else torch.float32
+        frames = obs.contiguous(memory_format=self.memory_format).to(dtype).div_(255.0)
         hidden = self.trunk(frames)
         return self.actor(hidden), self.critic(hidden).squeeze(-1)
 

@@ -41,4 +41,4 @@ class MLPActorCritic(ActorCritic):
         return _run(self.actor, obs), _run(self.critic, obs).squeeze(-1)
 
     def value(self, obs: torch.Tensor) -> torch.Tensor:
-        return _run(self.critic, obs.float()).squeeze(-1)
+        return _run(self.critic, obs.float()).squeeze(-1).float()

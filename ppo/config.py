@@ -188,6 +188,10 @@ def build_parser(script: ScriptFlags) -> OneLineParser:
                        help="how the envs are stepped: " + "; ".join(f"{name}: {backends[name]}"
                                                                       for name in script.vec_backends)
                             + f" (default: {script.vec_backends[0]})")
+    extra.add_argument("--bf16", action="store_true",
+                       help="bfloat16 mixed precision: matrix products and convolutions in bfloat16 (torch.autocast), "
+                            "weights, optimizer and loss in float32; about 1.5x faster Atari updates on CPUs with "
+                            "AVX512-BF16 or AMX and on GPUs with bfloat16, slower elsewhere (default: False)")
     extra.add_argument("--timings", action="store_true",
                        help="at the end, also print the time spent in env stepping, inference, GAE and update "
                             "(default: False)")
@@ -246,6 +250,15 @@ def select_device(use_gpu: bool) -> torch.device:
     return torch.device("cuda")
 
 
+def check_bf16(device: torch.device) -> str | None:
+    """A warning when --bf16 would run without hardware bfloat16 (emulated, so slower than float32)."""
+    if device.type == "cuda" and not torch.cuda.is_bf16_supported():
+        return "warning: --bf16: this GPU has no native bfloat16 support; float32 is faster here"
+    if device.type == "cpu" and not (torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()):
+        return "warning: --bf16: this CPU has no AVX512-BF16 or AMX instructions; float32 is faster here"
+    return None
+
+
 def seed_everything(seed: int, deterministic_torch: bool) -> None:
     random.seed(seed)
     np.random.seed(seed)
@@ -277,6 +290,7 @@ class TrainConfig:
     seed: int
     anneal_lr: bool = True
     clip_value_loss: bool = True
+    bf16: bool = False  # forward passes under torch.autocast(bfloat16)
 
     @property
     def batch_size(self) -> int:
@@ -309,5 +323,6 @@ class TrainConfig:
             seed=args.seed,
             anneal_lr=args.anneal_lr,
             clip_value_loss=args.clip_value_loss,
+            bf16=getattr(args, "bf16", False),  # checkpoints written before the flag existed
         )
 

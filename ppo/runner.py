@@ -15,7 +15,7 @@ from gymnasium.vector import VectorEnv
 
 from networks.actor_critic import ActorCritic
 from ppo import checkpoint
-from ppo.config import TrainConfig, UsageError, seed_everything
+from ppo.config import TrainConfig, UsageError, check_bf16, seed_everything
 from ppo.normalize import ObservationNormalizer, RewardScaler
 from ppo.tracking import RunLogger, run_name
 from ppo.train import TrainState, make_optimizer, train
@@ -112,6 +112,8 @@ def run_training(args: argparse.Namespace, script: str, make_envs: Callable[[str
     """``make_envs(video_dir)`` builds the vector env; everything after the checks happens here, once."""
     seed_everything(args.seed, args.deterministic_torch)
     cfg = TrainConfig.from_args(args)
+    if cfg.bf16 and (warning := check_bf16(device)):
+        print(warning, file=sys.stderr)
     run_dir = resumed.run_dir if resumed else Path(args.log_dir) / run_name(args.environment_id, args.exp_name,
                                                                                args.seed)
     start_step = resumed.payload["global_step"] if resumed else 0

@@ -6,6 +6,7 @@ mode (see wrappers.vector), an ActorCritic, and optional normalizers for continu
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import time
 from collections.abc import Callable
@@ -55,6 +56,12 @@ def make_optimizer(agent: nn.Module, learning_rate: float) -> torch.optim.Optimi
     return torch.optim.Adam(agent.parameters(), lr=learning_rate, eps=1e-5, fused=True)
 
 
+def mixed_precision(device: torch.device, bf16: bool) -> contextlib.AbstractContextManager:
+    """--bf16: the network's forward under torch.autocast(bfloat16), for rollouts and updates alike, so the
+    log-probabilities the update compares with were computed the same way."""
+    return torch.autocast(device.type, dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
+
+
 @dataclass
 class TrainResult:
     global_step: int
@@ -80,7 +87,8 @@ def update_policy(agent: ActorCritic, optimizer: torch.optim.Optimizer, batch: B
     steps = 0
     for _ in range(cfg.num_epochs):
         for idx in minibatch_indices(len(batch.obs), cfg.num_minibatches, device=batch.obs.device, uneven_ok=True):
-            new_logprobs, entropy, new_values = agent.evaluate(batch.obs[idx], batch.actions[idx])
+            with mixed_precision(batch.obs.device, cfg.bf16):
+                new_logprobs, entropy, new_values = agent.evaluate(batch.obs[idx], batch.actions[idx])
             loss, stats = ppo_loss(new_logprobs, batch.logprobs[idx], batch.advantages[idx], new_values,
                                    batch.values[idx], batch.returns[idx], entropy, cfg.clip_coef,
                                    cfg.vf_coef, cfg.ent_coef, clip_value_loss=cfg.clip_value_loss)
@@ -146,7 +154,7 @@ def train(envs: VectorEnv, state: TrainState, cfg: TrainConfig, device: torch.de
         for step in range(cfg.num_steps):
             global_step += cfg.num_envs
             tick = time.perf_counter()
-            with torch.no_grad():
+            with torch.no_grad(), mixed_precision(device, cfg.bf16):
                 action, logprob, value = agent.act(next_obs)
             buffer.obs[step] = next_obs
             buffer.actions[step] = action
@@ -164,7 +172,7 @@ def train(envs: VectorEnv, state: TrainState, cfg: TrainConfig, device: torch.de
                 # Time-limit truncation: value the true last observation.
                 idx = np.flatnonzero(bootstrap)
                 last_obs = next_obs_np[idx] if next_step_mode else np.stack(info["final_obs"][idx])
-                with torch.no_grad():
+                with torch.no_grad(), mixed_precision(device, cfg.bf16):
                     buffer.final_values[step, torch.as_tensor(idx, device=device)] = agent.value(
                         observe(last_obs, update_stats=False))
             if reward_scaler is not None:
@@ -187,7 +195,7 @@ def train(envs: VectorEnv, state: TrainState, cfg: TrainConfig, device: torch.de
                 return result(interrupted=True)
 
         tick = time.perf_counter()
-        with torch.no_grad():
+        with torch.no_grad(), mixed_precision(device, cfg.bf16):
             next_value = agent.value(next_obs)
         advantages, returns = buffer.compute_advantages(next_value, cfg.gamma, cfg.gae_lambda)
         batch = buffer.flatten(advantages, returns)
