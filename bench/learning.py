@@ -1,9 +1,12 @@
 """Learning benchmark: train envs for a number of steps over several seeds; mean ± std of the final return.
 
     python bench/learning.py --envs CartPole-v1 Acrobot-v1 Pendulum-v1 --total-timesteps 100000 --seeds 1 2 3 4 5
+    python bench/learning.py --script main_atari.py --envs ALE/Breakout-v5 --total-timesteps 150000 --seeds 1 2 3 \
+        -- --env-backend envpool --bf16
 
-Each run is `main.py` with its defaults (the original hyperparameters) except the env, the step count and the
-seed; the score of a run is the mean return of its last 20 episodes, as printed in main.py's summary line.
+Each run is `main.py` (or --script main_atari.py) with its defaults (the original hyperparameters) except the
+env, the step count and the seed; the score of a run is the mean return of its last 20 episodes, as printed in
+the script's summary line (for Atari: whole games, unclipped).
 With --sb3, Stable-Baselines3's PPO is trained in the same invocation with the same hyperparameters
 (requirements-bench.txt) and the ratio of the two means is printed.
 """
@@ -23,10 +26,10 @@ ROOT = Path(__file__).resolve().parent.parent
 SUMMARY = re.compile(r"mean return of the last \d+ episodes: (\S+);")
 
 
-def run_ours(env_id: str, steps: int, seed: int, extra: list[str]) -> float:
+def run_ours(script: str, env_id: str, steps: int, seed: int, extra: list[str]) -> float:
     with tempfile.TemporaryDirectory() as log_dir:
         out = subprocess.run(
-            [sys.executable, str(ROOT / "main.py"), "--environment-id", env_id, "--total-timesteps", str(steps),
+            [sys.executable, str(ROOT / script), "--environment-id", env_id, "--total-timesteps", str(steps),
              "--seed", str(seed), "--log-dir", log_dir, "--no-progress", *extra],
             check=True, capture_output=True, text=True, cwd=ROOT,
         ).stdout
@@ -56,17 +59,20 @@ def run_sb3(env_id: str, steps: int, seed: int) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--script", choices=("main.py", "main_atari.py"), default="main.py")
     parser.add_argument("--envs", nargs="+", default=["CartPole-v1", "Acrobot-v1", "Pendulum-v1"])
     parser.add_argument("--total-timesteps", type=int, default=100_000)
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3, 4, 5])
     parser.add_argument("--sb3", action="store_true", help="also train Stable-Baselines3 PPO and print the ratio")
-    parser.add_argument("extra", nargs="*", help="extra main.py flags, after --")
+    parser.add_argument("extra", nargs="*", help="extra flags for the script, after --")
     args = parser.parse_args()
+    if args.sb3 and args.script != "main.py":
+        parser.error("--sb3 compares main.py runs only")
 
     print(f"| env | steps | this project (seeds {args.seeds[0]}–{args.seeds[-1]}) |"
           + (" Stable-Baselines3 | ratio |" if args.sb3 else ""))
     for env_id in args.envs:
-        ours = [run_ours(env_id, args.total_timesteps, seed, args.extra) for seed in args.seeds]
+        ours = [run_ours(args.script, env_id, args.total_timesteps, seed, args.extra) for seed in args.seeds]
         row = f"| {env_id} | {args.total_timesteps:,} | {np.mean(ours):.1f} ± {np.std(ours):.1f} |"
         if args.sb3:
             theirs = [run_sb3(env_id, args.total_timesteps, seed) for seed in args.seeds]

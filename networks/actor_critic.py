@@ -53,4 +53,4 @@ class ActorCritic(nn.Module):
                  ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Log-probability of stored actions, entropy and value, with gradients, for the update."""
         params, value = self.outputs(obs)
-        return self.head.log_prob(params, action), self.head.entropy(params), value
+        return *self.head.log_prob_and_entropy(params, action), value

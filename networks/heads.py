@@ -2,7 +2,8 @@
 
 torch.distributions objects validate arguments and allocate on every call; in the rollout loop that overhead is
 paid once per env step. These heads compute the same quantities directly (tests compare them with
-torch.distributions), and each exposes one interface: sample, log_prob, entropy, mode.
+torch.distributions), and each exposes one interface: sample, log_prob, entropy, log_prob_and_entropy (what the
+update needs, sharing intermediate results), mode.
 """
 
 from __future__ import annotations
@@ -13,6 +14,15 @@ import torch
 from torch import nn
 
 _LOG_SQRT_2PI = 0.5 * math.log(2 * math.pi)
+
+
+def _pick(log_p: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
+    """log p(action) from log-probabilities over all actions."""
+    return log_p.gather(-1, action.long().unsqueeze(-1)).squeeze(-1)
+
+
+def _entropy(log_p: torch.Tensor) -> torch.Tensor:
+    return -(log_p.exp() * log_p).sum(-1)
 
 
 class CategoricalHead(nn.Module):
@@ -30,11 +40,15 @@ class CategoricalHead(nn.Module):
         return torch.argmax(logits - torch.log(-torch.log(uniform)), dim=-1)
 
     def log_prob(self, logits: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
-        return torch.log_softmax(logits, dim=-1).gather(-1, action.long().unsqueeze(-1)).squeeze(-1)
+        return _pick(torch.log_softmax(logits, dim=-1), action)
 
     def entropy(self, logits: torch.Tensor) -> torch.Tensor:
+        return _entropy(torch.log_softmax(logits, dim=-1))
+
+    def log_prob_and_entropy(self, logits: torch.Tensor, action: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        # One log-softmax for both: in the update each op costs a forward and a backward node.
         log_p = torch.log_softmax(logits, dim=-1)
-        return -(log_p.exp() * log_p).sum(-1)
+        return _pick(log_p, action), _entropy(log_p)
 
     def mode(self, logits: torch.Tensor) -> torch.Tensor:
         return torch.argmax(logits, dim=-1)
@@ -59,6 +73,9 @@ class GaussianHead(nn.Module):
 
     def entropy(self, mean: torch.Tensor) -> torch.Tensor:
         return (0.5 + _LOG_SQRT_2PI + self.log_std).sum(-1).expand(mean.shape[:-1])
+
+    def log_prob_and_entropy(self, mean: torch.Tensor, action: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.log_prob(mean, action), self.entropy(mean)
 
     def mode(self, mean: torch.Tensor) -> torch.Tensor:
         return mean

@@ -17,6 +17,8 @@ def test_categorical_head_matches_torch_distribution():
     reference = Categorical(logits=logits)
     torch.testing.assert_close(head.log_prob(logits, actions), reference.log_prob(actions))
     torch.testing.assert_close(head.entropy(logits), reference.entropy())
+    both = head.log_prob_and_entropy(logits, actions)
+    assert torch.equal(both[0], head.log_prob(logits, actions)) and torch.equal(both[1], head.entropy(logits))
 
 
 def test_categorical_head_samples_the_softmax():
@@ -34,6 +36,8 @@ def test_gaussian_head_matches_torch_distribution():
     reference = Normal(mean, head.log_std.exp())
     torch.testing.assert_close(head.log_prob(mean, actions), reference.log_prob(actions).sum(-1))
     torch.testing.assert_close(head.entropy(mean), reference.entropy().sum(-1))
+    both = head.log_prob_and_entropy(mean, actions)
+    assert torch.equal(both[0], head.log_prob(mean, actions)) and torch.equal(both[1], head.entropy(mean))
     samples = head.sample(torch.zeros(50000, 2))
     torch.testing.assert_close(samples.std(0), head.log_std.exp().detach(), atol=0.02, rtol=0)
 
