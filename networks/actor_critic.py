@@ -37,7 +37,9 @@ class ActorCritic(nn.Module):
         """forward's outputs in float32, also under torch.autocast (--bf16): the distribution and the loss are
         computed in full precision."""
         params, value = self(obs)
-        return params.float(), value.float()
+        if params.dtype != torch.float32:  # a check costs less than a no-op .float() call, twice per step
+            params, value = params.float(), value.float()
+        return params, value
 
     def value(self, obs: torch.Tensor) -> torch.Tensor:
         return self.outputs(obs)[1]

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import signal
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -74,6 +75,17 @@ def resumed_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace,
     return merged, loaded
 
 
+@contextlib.contextmanager
+def cpu_threads(threads: int | None) -> Iterator[None]:
+    """torch's intra-op CPU threads set to ``threads`` inside (None: unchanged), the previous count restored."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads or previous)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
 class StopSignals:
     """Turns the first Ctrl-C (SIGINT) or SIGTERM into a request to stop after the current step; a second one
     stops at once. Forked env workers inherit the handler and ignore it: only the trainer decides."""
@@ -133,7 +145,7 @@ def run_training(args: argparse.Namespace, script: str, make_envs: Callable[[str
         if state.update % save_every == 0 or state.update == cfg.num_updates:
             writer.save(checkpoint.checkpoint_payload(state, args, script))
 
-    with StopSignals() as signals:
+    with StopSignals() as signals, cpu_threads(args.cpu_threads):
         result = train(envs, state, cfg, device, logger, signals.requested, after_update)
     envs.close()
     if result.interrupted:

@@ -94,6 +94,7 @@ BAD_INPUTS = [
     (["--gae-gamma", "1.5"], "--gae-gamma"),
     (["--gae-lambda", "-0.1"], "--gae-lambda"),
     (["--clip-coeff", "0"], "--clip-coeff"),
+    (["--cpu-threads", "0"], "--cpu-threads"),
 ]
 
 
@@ -144,3 +145,24 @@ def test_deterministic_torch_runs_with_deterministic_algorithms(tmp_path):
                             capture_output=True, text=True, cwd=ROOT)
     assert result.returncode == 0, result.stderr
     assert (only_run_dir(tmp_path / "runs") / "model.pt").exists()
+
+
+@pytest.mark.parametrize("flags,threads", [([], 1), (["--cpu-threads", "2"], 2)])
+def test_training_runs_on_the_chosen_cpu_threads_and_restores_them(flags, threads, tmp_path, monkeypatch):
+    """main.py trains its small MLP on one thread by default (waking a second costs more than its ops take)."""
+    seen = set()
+    forward = MLPActorCritic.forward
+
+    def spy(self, obs):
+        seen.add(torch.get_num_threads())
+        return forward(self, obs)
+
+    monkeypatch.setattr(MLPActorCritic, "forward", spy)
+    before = torch.get_num_threads()
+    torch.set_num_threads(3)  # neither 1 nor 2, so that the run can only have taken its count from the flag
+    try:
+        run_main(tmp_path, "--total-timesteps", "128", *flags)
+        assert seen == {threads}
+        assert torch.get_num_threads() == 3
+    finally:
+        torch.set_num_threads(before)
