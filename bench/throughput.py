@@ -3,6 +3,7 @@
     pip install -r requirements-bench.txt
     python bench/throughput.py --preset cartpole            # CartPole-v1, main.py defaults
     python bench/throughput.py --preset atari               # Breakout, main_atari.py defaults
+    python bench/throughput.py --preset atari --use-gpu --steps 32768   # both sides on CUDA
 
 Both sides train the same env with the same env count, rollout length, minibatches, epochs and network, in
 separate processes, alternating A B A B; each side's median steps per second (training loop only, set-up
@@ -44,7 +45,7 @@ def run_ours(preset: dict, extra: list[str]) -> tuple[float, dict[str, float]]:
     return sps, {name: float(seconds) for name, seconds, _ in PHASES.findall(phases_line)}
 
 
-def sb3_worker(preset_name: str) -> None:
+def sb3_worker(preset_name: str, device: str, subproc: bool) -> None:
     """Runs in its own process: SB3's PPO with this project's defaults for the preset; prints its SPS."""
     import torch
     from stable_baselines3 import PPO
@@ -52,7 +53,7 @@ def sb3_worker(preset_name: str) -> None:
     preset = PRESETS[preset_name]
     lr0 = 2.5e-4
     common = dict(learning_rate=lambda remaining: lr0 * remaining, n_steps=128, n_epochs=4, gamma=0.99,
-                  gae_lambda=0.95, ent_coef=0.01, vf_coef=0.5, max_grad_norm=0.5, seed=1, device="cpu")
+                  gae_lambda=0.95, ent_coef=0.01, vf_coef=0.5, max_grad_norm=0.5, seed=1, device=device)
     if preset_name == "cartpole":
         from stable_baselines3.common.env_util import make_vec_env
         from stable_baselines3.common.vec_env import VecNormalize
@@ -65,21 +66,26 @@ def sb3_worker(preset_name: str) -> None:
         import ale_py
         import gymnasium as gym
         from stable_baselines3.common.env_util import make_atari_env
-        from stable_baselines3.common.vec_env import VecFrameStack
+        from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecFrameStack
 
         gym.register_envs(ale_py)
         # frameskip=1: SB3's AtariWrapper skips 4 frames itself, as this project's preprocessing does.
         envs = VecFrameStack(make_atari_env(preset["env_id"], n_envs=preset["num_envs"], seed=1,
-                                            env_kwargs=dict(frameskip=1)), n_stack=4)
+                                            env_kwargs=dict(frameskip=1),
+                                            vec_env_cls=SubprocVecEnv if subproc else DummyVecEnv,
+                                            # fork: the workers inherit the ALE registration made above
+                                            vec_env_kwargs=dict(start_method="fork") if subproc else None),
+                             n_stack=4)
         model = PPO("CnnPolicy", envs, batch_size=256, clip_range=0.1, clip_range_vf=0.1, **common)
     start = time.perf_counter()
     model.learn(total_timesteps=preset["steps"])
     print(json.dumps({"sps": model.num_timesteps / (time.perf_counter() - start)}))
 
 
-def run_sb3(preset_name: str) -> float:
+def run_sb3(preset_name: str, use_gpu: bool, subproc: bool) -> float:
     out = subprocess.run([sys.executable, __file__, "--sb3-worker", preset_name, "--env-id",
-                          PRESETS[preset_name]["env_id"]], check=True,
+                          PRESETS[preset_name]["env_id"], "--steps", str(PRESETS[preset_name]["steps"]),
+                          *(["--use-gpu"] if use_gpu else []), *(["--sb3-subproc"] if subproc else [])], check=True,
                          capture_output=True, text=True, cwd=ROOT).stdout
     return json.loads(out.strip().splitlines()[-1])["sps"]
 
@@ -89,22 +95,30 @@ def main() -> None:
     parser.add_argument("--preset", choices=sorted(PRESETS), default="cartpole")
     parser.add_argument("--repeats", type=int, default=3, help="A B pairs (default: 3)")
     parser.add_argument("--env-id", help="another env id for the preset (e.g. ALE/Assault-v5, main_atari's default)")
+    parser.add_argument("--steps", type=int, help="steps per run (default: 40,960 for cartpole, 8,192 for atari)")
+    parser.add_argument("--use-gpu", action="store_true",
+                        help="both sides on CUDA: --use-gpu for this project, device='cuda' for Stable-Baselines3")
+    parser.add_argument("--sb3-subproc", action="store_true",
+                        help="atari: Stable-Baselines3 steps its envs in subprocesses (SubprocVecEnv) instead of its "
+                             "default DummyVecEnv; pair it with '-- --vec-backend async' for this project")
     parser.add_argument("--sb3-worker", help=argparse.SUPPRESS)
     parser.add_argument("extra", nargs="*", help="extra flags for this project's script, after --")
     args = parser.parse_args()
     if args.env_id:
         PRESETS[args.preset]["env_id"] = args.env_id
+    if args.steps:
+        PRESETS[args.preset]["steps"] = args.steps
     if args.sb3_worker:
-        sb3_worker(args.sb3_worker)
+        sb3_worker(args.sb3_worker, "cuda" if args.use_gpu else "cpu", args.sb3_subproc)
         return
 
     preset = PRESETS[args.preset]
     ours, theirs, phases = [], [], []
     for repeat in range(args.repeats):
-        sps, phase_seconds = run_ours(preset, args.extra)
+        sps, phase_seconds = run_ours(preset, [*args.extra, *(["--use-gpu"] if args.use_gpu else [])])
         ours.append(sps)
         phases.append(phase_seconds)
-        theirs.append(run_sb3(args.preset))
+        theirs.append(run_sb3(args.preset, args.use_gpu, args.sb3_subproc))
         print(f"pair {repeat + 1}: this project {ours[-1]:,.0f} SPS, Stable-Baselines3 {theirs[-1]:,.0f} SPS",
               flush=True)
     ours_median, theirs_median = statistics.median(ours), statistics.median(theirs)
