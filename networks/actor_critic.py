@@ -17,6 +17,11 @@ def layer_init(layer: nn.Module, std: float = float(np.sqrt(2)), bias: float = 0
     return layer
 
 
+def as_float32(x: torch.Tensor) -> torch.Tensor:
+    """``x`` in float32: a dtype check costs less than a no-op ``.float()``, which the rollout would pay per step."""
+    return x if x.dtype == torch.float32 else x.float()
+
+
 def make_head(action_space: gym.Space) -> CategoricalHead | GaussianHead:
     if isinstance(action_space, gym.spaces.Discrete):
         return CategoricalHead(int(action_space.n))
@@ -37,9 +42,7 @@ class ActorCritic(nn.Module):
         """forward's outputs in float32, also under torch.autocast (--bf16): the distribution and the loss are
         computed in full precision."""
         params, value = self(obs)
-        if params.dtype != torch.float32:  # a check costs less than a no-op .float() call, twice per step
-            params, value = params.float(), value.float()
-        return params, value
+        return as_float32(params), as_float32(value)
 
     def value(self, obs: torch.Tensor) -> torch.Tensor:
         return self.outputs(obs)[1]

@@ -8,7 +8,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from networks.actor_critic import ActorCritic, layer_init, make_head
+from networks.actor_critic import ActorCritic, as_float32, layer_init, make_head
 
 
 def _mlp(in_features: int, hidden: int, out_features: int, out_std: float) -> nn.Sequential:
@@ -28,11 +28,6 @@ def _run(mlp: nn.Sequential, x: torch.Tensor) -> torch.Tensor:
     return F.linear(hidden, last.weight, last.bias)
 
 
-def _as_float(obs: torch.Tensor) -> torch.Tensor:
-    # A dtype check costs less than .float() on a tensor that already is float32 (the rollout's case).
-    return obs if obs.dtype == torch.float32 else obs.float()
-
-
 class MLPActorCritic(ActorCritic):
     def __init__(self, observation_space: gym.spaces.Box, action_space: gym.Space, hidden: int = 64) -> None:
         super().__init__()
@@ -42,9 +37,8 @@ class MLPActorCritic(ActorCritic):
         self.actor = _mlp(obs_dim, hidden, self.head.num_outputs, out_std=0.01)
 
     def forward(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        obs = _as_float(obs)
+        obs = as_float32(obs)
         return _run(self.actor, obs), _run(self.critic, obs).squeeze(-1)
 
     def value(self, obs: torch.Tensor) -> torch.Tensor:
-        value = _run(self.critic, _as_float(obs)).squeeze(-1)
-        return value if value.dtype == torch.float32 else value.float()
+        return as_float32(_run(self.critic, as_float32(obs)).squeeze(-1))

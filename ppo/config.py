@@ -120,8 +120,8 @@ CLASSIC = ScriptFlags(
     vec_backends=("auto", "native", "sync", "async"),
     # Each op of the 64-64 MLP is a few microseconds of work, less than what waking and joining a second OpenMP
     # thread costs. Measured on 2 cores (CartPole defaults, 102,400 steps, three runs each): 1 thread 16.5-16.9k SPS,
-    # 2 threads 16.0-16.6k; rollout inference alone at 4 envs 40 us per step on 1 thread, 63 us on 2. The gap
-    # grows with the core count torch would otherwise use.
+    # 2 threads 16.0-16.6k; rollout inference alone at 4 envs 40 us per step on 1 thread, 63 us on 2. Not measured
+    # on more cores, where torch would wake one thread per core for each op.
     cpu_threads=1,
     cpu_threads_why="1: the small MLP's ops take microseconds, less than waking a second thread costs; more threads "
                     "pay from minibatches of about 2,000 samples",
