@@ -34,6 +34,11 @@ class ActorCritic(nn.Module):
     """Subclasses define ``head`` and ``forward(obs) -> (distribution parameters, value)``."""
 
     head: CategoricalHead | GaussianHead
+    # True where the actor runs without the critic (separate networks): the rollout then only samples actions
+    # (``sample``) and gets the log-probabilities and values of the whole rollout from one batched ``evaluate``
+    # after it; the parameters do not change within a rollout, so the numbers are the same. False where one
+    # forward gives all three (a shared trunk): then ``act`` per step.
+    evaluate_rollout_in_batch = False
 
     def forward(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         raise NotImplementedError
@@ -53,6 +58,10 @@ class ActorCritic(nn.Module):
         params, value = self.outputs(obs)
         action = self.head.mode(params) if deterministic else self.head.sample(params)
         return action, self.head.log_prob(params, action), value
+
+    def sample(self, obs: torch.Tensor) -> torch.Tensor:
+        """An action for each observation (call under torch.no_grad in rollouts)."""
+        return self.head.sample(self.outputs(obs)[0])
 
     def evaluate(self, obs: torch.Tensor, action: torch.Tensor
                  ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

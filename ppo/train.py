@@ -155,11 +155,12 @@ def train(envs: VectorEnv, state: TrainState, cfg: TrainConfig, device: torch.de
             global_step += cfg.num_envs
             tick = time.perf_counter()
             with torch.no_grad(), mixed_precision(device, cfg.bf16):
-                action, logprob, value = agent.act(next_obs)
+                if agent.evaluate_rollout_in_batch:
+                    action = agent.sample(next_obs)
+                else:
+                    action, buffer.logprobs[step], buffer.values[step] = agent.act(next_obs)
             buffer.obs[step] = next_obs
             buffer.actions[step] = action
-            buffer.logprobs[step] = logprob
-            buffer.values[step] = value
             action_np = action.cpu().numpy()
             tock = time.perf_counter()
             phases["inference"] += tock - tick
@@ -196,13 +197,20 @@ def train(envs: VectorEnv, state: TrainState, cfg: TrainConfig, device: torch.de
 
         tick = time.perf_counter()
         with torch.no_grad(), mixed_precision(device, cfg.bf16):
+            if agent.evaluate_rollout_in_batch:
+                # The rollout's log-probabilities and values, all in one pass with the parameters it ran with.
+                logprobs, _, values = agent.evaluate(buffer.obs.flatten(0, 1), buffer.actions.flatten(0, 1))
+                buffer.logprobs.copy_(logprobs.view_as(buffer.logprobs))
+                buffer.values.copy_(values.view_as(buffer.values))
             next_value = agent.value(next_obs)
+        tock = time.perf_counter()
+        phases["inference"] += tock - tick
         advantages, returns = buffer.compute_advantages(next_value, cfg.gamma, cfg.gae_lambda)
         batch = buffer.flatten(advantages, returns)
-        tock = time.perf_counter()
-        phases["gae"] += tock - tick
+        tick = time.perf_counter()
+        phases["gae"] += tick - tock
         stats = update_policy(agent, optimizer, batch, cfg)
-        phases["update"] += time.perf_counter() - tock
+        phases["update"] += time.perf_counter() - tick
         stats["explained_variance"] = explained_variance(batch.values, batch.returns)
         state.update, state.global_step = update + 1, global_step
         logger.update_finished(global_step, stats, learning_rate,

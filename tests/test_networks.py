@@ -61,6 +61,17 @@ def test_mlp_continuous_has_state_independent_log_std():
     assert "head.log_std" in agent.state_dict()
 
 
+@pytest.mark.parametrize("action_space", [gym.spaces.Discrete(3), gym.spaces.Box(-2, 2, (2,), np.float32)])
+def test_mlp_rollout_sample_runs_the_actor_alone_and_draws_as_act_does(action_space):
+    agent = MLPActorCritic(OBS, action_space)
+    obs = torch.randn(8, 4)
+    torch.manual_seed(1)
+    sampled = agent.sample(obs)
+    torch.manual_seed(1)
+    acted = agent.act(obs)[0]
+    assert torch.equal(sampled, acted)
+
+
 def test_orthogonal_init_gains():
     agent = MLPActorCritic(OBS, gym.spaces.Discrete(2))
     for layer, gain in [(agent.actor[0], np.sqrt(2)), (agent.actor[4], 0.01), (agent.critic[4], 1.0)]:

@@ -1,0 +1,50 @@
+"""What a rollout hands the update: for each stored step, the log-probability of its action and the value of its
+observation under the parameters the rollout ran with, whether the network computes them per step (shared
+trunk) or in one batched pass after the rollout (separate actor and critic)."""
+
+import copy
+
+import pytest
+import torch
+from torch.distributions import Categorical, Normal
+
+import main
+import main_atari
+import ppo.train
+from networks import MLPActorCritic
+from networks.cnn import NatureCNNActorCritic
+from networks.heads import CategoricalHead
+
+FLAGS = ["--num-envs", "2", "--num-steps-collected", "16", "--num-mini-batches", "2", "--num-epochs", "1",
+         "--total-timesteps", "32", "--no-progress"]
+
+
+@pytest.mark.parametrize("entry,env_id,batched", [
+    (main.main, "CartPole-v1", True),  # Discrete actions
+    (main.main, "Pendulum-v1", True),  # Box actions, normalized observations
+    (main_atari.main, "ALE/Breakout-v5", False),
+])
+def test_stored_log_probs_and_values_belong_to_the_stored_steps(entry, env_id, batched, tmp_path, monkeypatch):
+    seen = []
+    update_policy = ppo.train.update_policy
+
+    def spy(agent, optimizer, batch, cfg):
+        seen.append((copy.deepcopy(agent), copy.deepcopy(batch)))  # before the update changes the parameters
+        return update_policy(agent, optimizer, batch, cfg)
+
+    monkeypatch.setattr(ppo.train, "update_policy", spy)
+    assert entry(["--environment-id", env_id, *FLAGS, "--log-dir", str(tmp_path / "runs")]) == 0
+    (agent, batch), = seen
+    assert agent.evaluate_rollout_in_batch is batched
+    assert isinstance(agent, MLPActorCritic if batched else NatureCNNActorCritic)
+    assert len(batch.obs) == 32
+
+    with torch.no_grad():
+        for i in range(len(batch.obs)):  # one step at a time, the distribution from torch.distributions
+            params, value = agent(batch.obs[i:i + 1])
+            if isinstance(agent.head, CategoricalHead):
+                logprob = Categorical(logits=params[0]).log_prob(batch.actions[i])
+            else:
+                logprob = Normal(params[0], agent.head.log_std.exp()).log_prob(batch.actions[i]).sum()
+            torch.testing.assert_close(batch.logprobs[i], logprob, atol=1e-5, rtol=1e-5)
+            torch.testing.assert_close(batch.values[i], value[0], atol=1e-5, rtol=1e-5)
