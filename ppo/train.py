@@ -85,6 +85,7 @@ def update_policy(agent: ActorCritic, optimizer: torch.optim.Optimizer, batch: B
     """num_epochs passes over the batch, each a random partition into num_minibatches equal minibatches."""
     totals: dict[str, torch.Tensor] = {}
     steps = 0
+    parameters = list(agent.parameters())  # walking the modules costs ~10 µs, per minibatch step if not kept
     for _ in range(cfg.num_epochs):
         for idx in minibatch_indices(len(batch.obs), cfg.num_minibatches, device=batch.obs.device, uneven_ok=True):
             with mixed_precision(batch.obs.device, cfg.bf16):
@@ -94,7 +95,7 @@ def update_policy(agent: ActorCritic, optimizer: torch.optim.Optimizer, batch: B
                                    cfg.vf_coef, cfg.ent_coef, clip_value_loss=cfg.clip_value_loss)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
-            nn.utils.clip_grad_norm_(agent.parameters(), cfg.max_grad_norm)
+            nn.utils.clip_grad_norm_(parameters, cfg.max_grad_norm)
             optimizer.step()
             for key, value in stats.items():
                 totals[key] = totals[key] + value if key in totals else value
