@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import ctypes
 import os
+import platform
 import signal
 import sys
 from collections.abc import Callable, Iterator
@@ -86,6 +88,22 @@ def cpu_threads(threads: int | None) -> Iterator[None]:
         torch.set_num_threads(previous)
 
 
+def keep_freed_memory() -> bool:
+    """Tells glibc's malloc to keep freed memory for reuse; True where it applied (Linux with glibc).
+
+    By default glibc hands large freed blocks straight back to the kernel (those over its mmap threshold, and the
+    top of the heap past its trim threshold), so a minibatch step's tensors of several MB (the Nature CNN's 256
+    frames in float32 alone are 29 MB) come back each step as fresh pages, every one zero-filled by a page fault.
+    Measured on a Breakout update of 1,024 steps: 0.8-1.2 million page faults -> 0.1 million, 1.04-1.13 s ->
+    0.90-0.95 s, peak memory unchanged. Blocks up to 32 MB (glibc's largest mmap threshold) come from the heap,
+    and up to 256 MB of freed heap is kept."""
+    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
+        return False
+    libc = ctypes.CDLL(None)
+    m_trim_threshold, m_mmap_threshold = -1, -3  # from glibc's malloc.h
+    return bool(libc.mallopt(m_mmap_threshold, 32 << 20) and libc.mallopt(m_trim_threshold, 256 << 20))
+
+
 class StopSignals:
     """Turns the first Ctrl-C (SIGINT) or SIGTERM into a request to stop after the current step; a second one
     stops at once. Forked env workers inherit the handler and ignore it: only the trainer decides."""
@@ -123,6 +141,7 @@ def run_training(args: argparse.Namespace, script: str, make_envs: Callable[[str
                  resumed: checkpoint.Loaded | None = None) -> int:
     """``make_envs(video_dir)`` builds the vector env; everything after the checks happens here, once."""
     seed_everything(args.seed, args.deterministic_torch)
+    keep_freed_memory()
     cfg = TrainConfig.from_args(args)
     if cfg.bf16 and (warning := check_bf16(device)):
         print(warning, file=sys.stderr)
