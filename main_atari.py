@@ -21,9 +21,9 @@ def main(argv: list[str] | None = None) -> int:
         check_atari_env(args.environment_id)
         if args.env_backend == "envpool":
             check_envpool(args.environment_id)
-            if args.capture_video:
-                raise UsageError("argument --capture-video: videos are recorded by the gymnasium backend only "
-                                 "(drop --env-backend envpool)")
+        if args.env_backend != "gymnasium" and args.capture_video:
+            raise UsageError("argument --capture-video: videos are recorded by the gymnasium backend only "
+                             f"(drop --env-backend {args.env_backend})")
         return select_device(args.use_gpu)
 
     device = checked(parser, check)

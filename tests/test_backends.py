@@ -1,5 +1,5 @@
-"""The other ways of stepping envs: NEXT_STEP vector envs (Gymnasium's native CartPole, EnvPool) and the EnvPool
-Atari backend against the gymnasium one."""
+"""The other ways of stepping envs: NEXT_STEP vector envs (Gymnasium's native CartPole, EnvPool, ale-py's vector
+env) and the threaded Atari backends (ale-vector, EnvPool) against the gymnasium one."""
 
 import numpy as np
 import pytest
@@ -63,10 +63,12 @@ def play_random(envs, steps, seed=0):
     return np.stack(observations), np.stack(rewards), returns, lengths
 
 
-def test_envpool_backend_gives_the_same_observations_and_logs_returns_the_same_way():
-    pytest.importorskip("envpool")
+@pytest.mark.parametrize("other", ["ale-vector", "envpool"])
+def test_threaded_backends_give_the_same_observations_and_log_returns_the_same_way(other):
+    if other == "envpool":
+        pytest.importorskip("envpool")
     results = {}
-    for backend in ("gymnasium", "envpool"):
+    for backend in ("gymnasium", other):
         envs = make_atari_envs("ALE/Assault-v5", 2, env_backend=backend)
         assert envs.single_observation_space == make_atari_envs("ALE/Assault-v5", 1).single_observation_space
         results[backend] = play_random(envs, 1500)
@@ -81,27 +83,63 @@ def test_envpool_backend_gives_the_same_observations_and_logs_returns_the_same_w
         assert all(length > 4 * 100 for length in lengths), (backend, lengths)  # frames of a whole game
     # Same preprocessing: frames of the same game look alike (gray levels of the same screen).
     means = {backend: results[backend][0].mean() for backend in results}
-    assert means["gymnasium"] == pytest.approx(means["envpool"], rel=0.15), means
+    assert means["gymnasium"] == pytest.approx(means[other], rel=0.15), means
+
+
+def test_ale_vector_backend_plays_whole_games_pressing_fire_after_a_lost_life():
+    """Breakout, 5 lives: each lost life ends the learner's episode but not the game, the env's next step presses
+    FIRE whatever the learner chose, and a game is logged once, with the unclipped score of all its lives."""
+    envs = make_atari_envs("ALE/Breakout-v5", 2, env_backend="ale-vector")
+    sent, raw_rewards = [], []
+    inner_step = envs.env.step
+
+    def spy(actions):
+        sent.append(np.array(actions))
+        result = inner_step(actions)
+        raw_rewards.append(result[1].copy())
+        return result
+
+    envs.env.step = spy
+    rng = np.random.default_rng(0)
+    envs.reset(seed=0)
+    ended, games, returns = [], np.zeros(2, int), []
+    for _ in range(3000):
+        chosen = rng.integers(2, 4, 2)  # RIGHT or LEFT: never FIRE
+        _, reward, terminated, truncated, info = envs.step(chosen)
+        ended.append(terminated | truncated)
+        assert set(np.unique(reward)) <= {0.0, 1.0}
+        if "episode" in info:
+            games += info["_episode"]
+            returns += info["episode"]["r"][info["_episode"]].tolist()
+    ended, sent, raw_rewards = np.array(ended), np.array(sent), np.array(raw_rewards)
+    assert (sent[1:][ended[:-1]] == 1).all() and (sent[1:][~ended[:-1]] != 1).all()
+    assert games.sum() >= 4 and (ended.sum(axis=0) >= 5 * games).all()  # five lives per game
+    assert sum(returns) <= raw_rewards.sum() and max(returns) > 1  # whole games' scores, not single lives
+    envs.close()
 
 
 @pytest.mark.slow
-def test_main_atari_trains_with_envpool(tmp_path):
-    pytest.importorskip("envpool")
+@pytest.mark.parametrize("backend", ["ale-vector", "envpool"])
+def test_main_atari_trains_with_a_threaded_backend(tmp_path, backend):
+    if backend == "envpool":
+        pytest.importorskip("envpool")
     log_dir = tmp_path / "runs"
     assert main_atari.main(["--environment-id", "ALE/Breakout-v5", "--num-envs", "2", "--num-steps-collected",
-                            "128", "--total-timesteps", "1024", "--env-backend", "envpool", "--log-dir",
+                            "128", "--total-timesteps", "1024", "--env-backend", backend, "--log-dir",
                             str(log_dir), "--no-progress"]) == 0
     scalars = read_scalars(only_run_dir(log_dir))
     assert TAGS <= set(scalars)
     assert all(length > 100 for _, length in scalars["charts/episodic_length"])  # whole games, not lives
     saved = torch.load(only_run_dir(log_dir) / "model.pt", weights_only=True)
-    assert saved["args"]["env_backend"] == "envpool"
+    assert saved["args"]["env_backend"] == backend
 
 
-def test_envpool_refuses_video(tmp_path, capsys, monkeypatch):
-    pytest.importorskip("envpool")
+@pytest.mark.parametrize("backend", ["ale-vector", "envpool"])
+def test_threaded_backends_refuse_video(tmp_path, capsys, monkeypatch, backend):
+    if backend == "envpool":
+        pytest.importorskip("envpool")
     monkeypatch.chdir(tmp_path)
     with pytest.raises(SystemExit) as exit_info:
-        main_atari.main(["--env-backend", "envpool", "--capture-video", "--log-dir", str(tmp_path / "runs")])
+        main_atari.main(["--env-backend", backend, "--capture-video", "--log-dir", str(tmp_path / "runs")])
     assert exit_info.value.code == 2 and "--capture-video" in capsys.readouterr().err
     assert list(tmp_path.iterdir()) == []

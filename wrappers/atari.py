@@ -131,6 +131,10 @@ def make_atari_env(env_id: str, video_dir: str | None = None, noop_max: int = 30
 
 def make_atari_envs(env_id: str, num_envs: int, video_dir: str | None = None, backend: str = "sync",
                     env_backend: str = "gymnasium") -> VectorEnv:
+    if env_backend == "ale-vector":
+        from wrappers.ale_vector import AleVectorAtari
+
+        return AleVectorAtari(env_id, num_envs)
     if env_backend == "envpool":
         from wrappers.envpool_atari import EnvPoolAtari
 
