@@ -118,6 +118,18 @@ def test_ale_vector_backend_plays_whole_games_pressing_fire_after_a_lost_life():
     envs.close()
 
 
+def test_ale_vector_backend_is_reproducible_from_its_seed():
+    """Its envs step in threads; the same seed and actions must still give the same games."""
+    finals = []
+    for seed in (5, 5, 6):
+        envs = make_atari_envs("ALE/Breakout-v5", 4, env_backend="ale-vector")
+        observations, rewards, _, _ = play_random(envs, 300, seed=seed)
+        finals.append((observations[-1], rewards.sum()))
+        envs.close()
+    assert (finals[0][0] == finals[1][0]).all() and finals[0][1] == finals[1][1]
+    assert (finals[0][0] != finals[2][0]).any()
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("backend", ["ale-vector", "envpool"])
 def test_main_atari_trains_with_a_threaded_backend(tmp_path, backend):
