@@ -1,6 +1,8 @@
 """The other ways of stepping envs: NEXT_STEP vector envs (Gymnasium's native CartPole, EnvPool, ale-py's vector
 env) and the threaded Atari backends (ale-vector, EnvPool) against the gymnasium one."""
 
+import importlib.util
+
 import numpy as np
 import pytest
 import torch
@@ -12,6 +14,9 @@ import ppo.train
 from wrappers.atari import make_atari_envs
 from wrappers.classic import make_classic_envs
 
+# The threaded Atari backends; EnvPool is an optional requirement (requirements-envpool.txt).
+THREADED = ["ale-vector", pytest.param("envpool", marks=pytest.mark.skipif(
+    importlib.util.find_spec("envpool") is None, reason="envpool is not installed"))]
 SMALL = ["--num-envs", "2", "--num-steps-collected", "64", "--num-mini-batches", "2", "--no-progress"]
 
 
@@ -63,10 +68,8 @@ def play_random(envs, steps, seed=0):
     return np.stack(observations), np.stack(rewards), returns, lengths
 
 
-@pytest.mark.parametrize("other", ["ale-vector", "envpool"])
+@pytest.mark.parametrize("other", THREADED)
 def test_threaded_backends_give_the_same_observations_and_log_returns_the_same_way(other):
-    if other == "envpool":
-        pytest.importorskip("envpool")
     results = {}
     for backend in ("gymnasium", other):
         envs = make_atari_envs("ALE/Assault-v5", 2, env_backend=backend)
@@ -131,10 +134,8 @@ def test_ale_vector_backend_is_reproducible_from_its_seed():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("backend", ["ale-vector", "envpool"])
+@pytest.mark.parametrize("backend", THREADED)
 def test_main_atari_trains_with_a_threaded_backend(tmp_path, backend):
-    if backend == "envpool":
-        pytest.importorskip("envpool")
     log_dir = tmp_path / "runs"
     assert main_atari.main(["--environment-id", "ALE/Breakout-v5", "--num-envs", "2", "--num-steps-collected",
                             "128", "--total-timesteps", "1024", "--env-backend", backend, "--log-dir",
@@ -146,10 +147,8 @@ def test_main_atari_trains_with_a_threaded_backend(tmp_path, backend):
     assert saved["args"]["env_backend"] == backend
 
 
-@pytest.mark.parametrize("backend", ["ale-vector", "envpool"])
+@pytest.mark.parametrize("backend", THREADED)
 def test_threaded_backends_refuse_video(tmp_path, capsys, monkeypatch, backend):
-    if backend == "envpool":
-        pytest.importorskip("envpool")
     monkeypatch.chdir(tmp_path)
     with pytest.raises(SystemExit) as exit_info:
         main_atari.main(["--env-backend", backend, "--capture-video", "--log-dir", str(tmp_path / "runs")])

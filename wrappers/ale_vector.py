@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 from gymnasium.vector import AutoresetMode, VectorEnv
 
+from wrappers.atari import fire_is_second
 from wrappers.vector import lookup_spec
 
 NOOP, FIRE = 0, 1
@@ -30,7 +31,6 @@ NOOP, FIRE = 0, 1
 
 class AleVectorAtari(VectorEnv):
     def __init__(self, env_id: str, num_envs: int) -> None:
-        import ale_py
         from ale_py.vector_env import AtariVectorEnv
 
         kwargs = lookup_spec(env_id).kwargs
@@ -48,8 +48,8 @@ class AleVectorAtari(VectorEnv):
         self.observation_space = self.env.observation_space
         self.action_space = self.env.action_space
         self.metadata = {"autoreset_mode": AutoresetMode.NEXT_STEP}
-        action_set = self.env.ale.get_action_set()
-        self.restart_action = FIRE if len(action_set) >= 3 and action_set[1] == ale_py.Action.FIRE else NOOP
+        meanings = [action.name for action in self.env.ale.get_action_set()]
+        self.restart_action = FIRE if fire_is_second(meanings) else NOOP
         self.game_return = np.zeros(num_envs, np.float64)
         self.frames = np.zeros(num_envs, np.int64)  # emulator frames of each env's game so far
         self.ended = np.zeros(num_envs, bool)  # the learner's episode ended on the last step: life or game

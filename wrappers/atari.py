@@ -90,8 +90,12 @@ class FireAfterLifeLoss(gym.Wrapper):
 
 
 def needs_fire(env: gym.Env) -> bool:
-    meanings = env.unwrapped.get_action_meanings()
-    return len(meanings) >= 3 and meanings[1] == "FIRE"
+    return fire_is_second(env.unwrapped.get_action_meanings())
+
+
+def fire_is_second(action_meanings: list[str]) -> bool:
+    """Games that wait for FIRE before play starts: their second action is FIRE."""
+    return len(action_meanings) >= 3 and action_meanings[1] == "FIRE"
 
 
 def check_atari_env(env_id: str) -> None:
