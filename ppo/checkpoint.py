@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from ppo.config import UsageError
+from ppo.flat_parameters import flat_optimizer_state
 from ppo.normalize import RunningMeanStd
 
 if TYPE_CHECKING:
@@ -180,7 +181,7 @@ def load(path_text: str, flag: str, prefer_model: bool) -> Loaded:
 def restore(state: TrainState, payload: dict[str, Any]) -> None:
     """Puts a checkpoint's weights, optimizer, statistics, counters and generator states into ``state``."""
     state.agent.load_state_dict(payload["model"])
-    state.optimizer.load_state_dict(payload["optimizer"])
+    state.optimizer.load_state_dict(flat_optimizer_state(payload["optimizer"], state.agent))
     for normalizer, key in ((state.obs_normalizer, "obs_rms"), (state.reward_scaler, "reward_rms")):
         if normalizer is not None and payload[key] is not None:
             normalizer.rms.load_state_dict(payload[key])

@@ -21,6 +21,7 @@ from networks.actor_critic import ActorCritic
 from ppo.buffer import Batch, RolloutBuffer, minibatch_indices
 from ppo.checkpoint import rng_states, set_rng_states
 from ppo.config import TrainConfig
+from ppo.flat_parameters import flatten_parameters
 from ppo.loss import ppo_loss
 from ppo.normalize import ObservationNormalizer, RewardScaler
 from ppo.tracking import RunLogger
@@ -53,7 +54,7 @@ class TrainState:
 
 def make_optimizer(agent: nn.Module, learning_rate: float) -> torch.optim.Optimizer:
     # fused: one kernel for the whole parameter update (measured on CPU: 1.06 -> 0.89 ms per minibatch step).
-    return torch.optim.Adam(agent.parameters(), lr=learning_rate, eps=1e-5, fused=True)
+    return torch.optim.Adam([flatten_parameters(agent)], lr=learning_rate, eps=1e-5, fused=True)
 
 
 def mixed_precision(device: torch.device, bf16: bool) -> contextlib.AbstractContextManager:
@@ -85,7 +86,7 @@ def update_policy(agent: ActorCritic, optimizer: torch.optim.Optimizer, batch: B
     """num_epochs passes over the batch, each a random partition into num_minibatches equal minibatches."""
     totals: dict[str, torch.Tensor] = {}
     steps = 0
-    parameters = list(agent.parameters())  # walking the modules costs ~10 µs, per minibatch step if not kept
+    parameters = optimizer.param_groups[0]["params"]  # the one flat tensor of make_optimizer
     for _ in range(cfg.num_epochs):
         for idx in minibatch_indices(len(batch.obs), cfg.num_minibatches, device=batch.obs.device, uneven_ok=True):
             with mixed_precision(batch.obs.device, cfg.bf16):
@@ -93,7 +94,7 @@ def update_policy(agent: ActorCritic, optimizer: torch.optim.Optimizer, batch: B
             loss, stats = ppo_loss(new_logprobs, batch.logprobs[idx], batch.advantages[idx], new_values,
                                    batch.values[idx], batch.returns[idx], entropy, cfg.clip_coef,
                                    cfg.vf_coef, cfg.ent_coef, clip_value_loss=cfg.clip_value_loss)
-            optimizer.zero_grad(set_to_none=True)
+            optimizer.zero_grad(set_to_none=False)  # in place: the parameters' gradients are views into it
             loss.backward()
             nn.utils.clip_grad_norm_(parameters, cfg.max_grad_norm)
             optimizer.step()
