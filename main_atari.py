@@ -5,9 +5,9 @@ from __future__ import annotations
 import sys
 
 from networks.cnn import NatureCNNActorCritic
-from ppo.config import ATARI, UsageError, add_atari_flags, build_parser, check_batch, select_device
+from ppo.config import ATARI, add_atari_flags, build_parser, check_batch, select_device
 from ppo.runner import checked, parse_arguments, run_training
-from wrappers.atari import check_atari_env, make_atari_envs
+from wrappers.atari import check_atari_env, choose_env_backend, make_atari_envs
 from wrappers.envpool_atari import check_envpool
 
 
@@ -19,11 +19,9 @@ def main(argv: list[str] | None = None) -> int:
     def check():  # every check before any env, directory or file is made
         check_batch(args)
         check_atari_env(args.environment_id)
+        args.env_backend = choose_env_backend(args.env_backend, args.capture_video, args.vec_backend)
         if args.env_backend == "envpool":
             check_envpool(args.environment_id)
-        if args.env_backend != "gymnasium" and args.capture_video:
-            raise UsageError("argument --capture-video: videos are recorded by the gymnasium backend only "
-                             f"(drop --env-backend {args.env_backend})")
         return select_device(args.use_gpu)
 
     device = checked(parser, check)

@@ -225,11 +225,12 @@ def build_parser(script: ScriptFlags) -> OneLineParser:
 def add_atari_flags(parser: argparse.ArgumentParser) -> None:
     """main_atari.py's choice of emulator backend."""
     group = parser.add_argument_group("atari")
-    group.add_argument("--env-backend", choices=("gymnasium", "ale-vector", "envpool"), default="gymnasium",
-                       help="gymnasium: ale-py envs with Gymnasium's wrappers (wrappers/atari.py); ale-vector: "
-                            "ale-py's own C++ vector env, stepped in threads, with the same preprocessing "
-                            "(wrappers/ale_vector.py); envpool: EnvPool's C++ envs, likewise (pip install -r "
-                            "requirements-envpool.txt) (default: gymnasium)")
+    group.add_argument("--env-backend", choices=("auto", "gymnasium", "ale-vector", "envpool"), default="auto",
+                       help="auto: ale-vector, or gymnasium for --capture-video and --vec-backend async; gymnasium: "
+                            "ale-py envs with Gymnasium's wrappers (wrappers/atari.py), the only one that records "
+                            "videos or steps envs in subprocesses; ale-vector: ale-py's own C++ vector env, stepped "
+                            "in threads, with the same preprocessing (wrappers/ale_vector.py); envpool: EnvPool's C++ "
+                            "envs, likewise (pip install -r requirements-envpool.txt) (default: auto)")
 
 
 def add_normalization_flags(parser: argparse.ArgumentParser) -> None:

@@ -11,7 +11,8 @@ from conftest import TAGS, assert_usage_error, only_run_dir, read_scalars
 import main
 import main_atari
 import ppo.train
-from wrappers.atari import make_atari_envs
+import wrappers.atari
+from wrappers.atari import choose_env_backend, make_atari_envs
 from wrappers.classic import make_classic_envs
 
 # The threaded Atari backends; EnvPool is an optional requirement (requirements-envpool.txt).
@@ -148,9 +149,18 @@ def test_main_atari_trains_with_a_threaded_backend(tmp_path, backend):
 
 
 @pytest.mark.parametrize("backend", THREADED)
-def test_threaded_backends_refuse_video(tmp_path, capsys, monkeypatch, backend):
-    monkeypatch.chdir(tmp_path)
-    with pytest.raises(SystemExit) as exit_info:
-        main_atari.main(["--env-backend", backend, "--capture-video", "--log-dir", str(tmp_path / "runs")])
-    assert exit_info.value.code == 2 and "--capture-video" in capsys.readouterr().err
-    assert list(tmp_path.iterdir()) == []
+@pytest.mark.parametrize("flags", [["--capture-video"], ["--vec-backend", "async"]])
+def test_threaded_backends_refuse_what_only_the_gymnasium_backend_does(tmp_path, capsys, monkeypatch, backend,
+                                                                         flags):
+    assert_usage_error(main_atari.main, "main_atari.py", [*flags, "--env-backend", backend], "gymnasium backend",
+                       tmp_path, capsys, monkeypatch)
+
+
+def test_auto_env_backend_is_ale_vector_unless_the_gymnasium_backend_is_needed(monkeypatch):
+    assert choose_env_backend("auto", capture_video=False, vec_backend="sync") == "ale-vector"
+    assert choose_env_backend("auto", capture_video=True, vec_backend="sync") == "gymnasium"
+    assert choose_env_backend("auto", capture_video=False, vec_backend="async") == "gymnasium"
+    assert choose_env_backend("gymnasium", capture_video=False, vec_backend="sync") == "gymnasium"
+    assert choose_env_backend("envpool", capture_video=False, vec_backend="sync") == "envpool"
+    monkeypatch.setattr(wrappers.atari, "has_ale_vector_env", lambda: False)  # an ale-py without it
+    assert choose_env_backend("auto", capture_video=False, vec_backend="sync") == "gymnasium"

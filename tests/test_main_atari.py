@@ -35,6 +35,7 @@ def test_two_updates_write_tensorboard_and_model(tmp_path, capsys):
 
     saved = torch.load(run_dir / "model.pt", weights_only=False)
     assert saved["script"] == "main_atari" and saved["env_id"] == "ALE/Breakout-v5"
+    assert saved["args"]["env_backend"] == "ale-vector"  # what --env-backend auto chose, recorded
     import gymnasium as gym
     import numpy as np
     agent = NatureCNNActorCritic(gym.spaces.Box(0, 255, (4, 84, 84), np.uint8), gym.spaces.Discrete(4))

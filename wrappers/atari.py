@@ -133,6 +133,30 @@ def make_atari_env(env_id: str, video_dir: str | None = None, noop_max: int = 30
     return gym.wrappers.FrameStackObservation(env, 4)
 
 
+def choose_env_backend(requested: str, capture_video: bool, vec_backend: str) -> str:
+    """``--env-backend auto``: ale-py's threaded vector env, the fastest that needs nothing beyond
+    requirements.txt (Breakout env stepping 3.32 -> 1.88 s per 8,192 steps), unless what was asked for needs the
+    gymnasium backend: videos, or subprocess stepping. Any other choice is checked against those flags."""
+    if requested == "auto":
+        needs_gymnasium = capture_video or vec_backend != "sync" or not has_ale_vector_env()
+        return "gymnasium" if needs_gymnasium else "ale-vector"
+    if requested != "gymnasium" and capture_video:
+        raise UsageError("argument --capture-video: videos are recorded by the gymnasium backend only "
+                         f"(drop --env-backend {requested})")
+    if requested != "gymnasium" and vec_backend != "sync":
+        raise UsageError(f"argument --vec-backend: {vec_backend} stepping is for the gymnasium backend; "
+                         f"--env-backend {requested} steps its envs in its own threads (drop one of the two)")
+    return requested
+
+
+def has_ale_vector_env() -> bool:
+    try:
+        import ale_py.vector_env  # noqa: F401
+    except ImportError:  # ale-py builds without it (older versions, some platforms)
+        return False
+    return True
+
+
 def make_atari_envs(env_id: str, num_envs: int, video_dir: str | None = None, backend: str = "sync",
                     env_backend: str = "gymnasium") -> VectorEnv:
     if env_backend == "ale-vector":
