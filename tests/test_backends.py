@@ -164,3 +164,16 @@ def test_auto_env_backend_is_ale_vector_unless_the_gymnasium_backend_is_needed(m
     assert choose_env_backend("envpool", capture_video=False, vec_backend="sync") == "envpool"
     monkeypatch.setattr(wrappers.atari, "has_ale_vector_env", lambda: False)  # an ale-py without it
     assert choose_env_backend("auto", capture_video=False, vec_backend="sync") == "gymnasium"
+
+
+@pytest.mark.slow
+def test_main_atari_records_videos_on_the_gymnasium_backend_it_picks_for_them(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    log_dir = tmp_path / "runs"
+    assert main_atari.main(["--environment-id", "ALE/Breakout-v5", "--num-envs", "2", "--num-steps-collected", "64",
+                            "--total-timesteps", "128", "--capture-video", "--log-dir", str(log_dir),
+                            "--no-progress"]) == 0
+    run_dir = only_run_dir(log_dir)
+    assert torch.load(run_dir / "model.pt", weights_only=True)["args"]["env_backend"] == "gymnasium"
+    videos = sorted((tmp_path / "videos" / run_dir.name).glob("*.mp4"))
+    assert videos and videos[0].read_bytes()[4:8] == b"ftyp", list(tmp_path.rglob("*"))
