@@ -16,14 +16,17 @@ from ppo.runner import keep_freed_memory
 if sys.argv[1] == "kept":
     assert keep_freed_memory()
 
-def step():
-    tensors = [torch.ones(2_000_000) for _ in range(16)]  # 16 x 8 MB
+def step(k):
+    # 16 x 8 MB, one page larger each step: glibc's default raises its mmap threshold to the size of a freed
+    # mmap'd block, so same-sized blocks would sometimes be kept by the default too, depending on what else lies
+    # on the heap; a block larger than any freed one before is always mmap'd (and faulted in) by default.
+    tensors = [torch.ones(2_000_000 + 1024 * k) for _ in range(16)]
     del tensors
 
-step(); step()
+step(0); step(1)
 before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-for _ in range(5):
-    step()
+for k in range(2, 7):
+    step(k)
 print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
 """
 PAGES_PER_STEP = 16 * 8_000_000 // 4096
