@@ -25,8 +25,8 @@ def flatten_parameters(agent: nn.Module) -> nn.Parameter:
     """Moves all of ``agent``'s parameters into one flat tensor, and their gradients into one flat gradient, and
     returns that tensor as a single Parameter for the optimizer: the agent's parameters become views into it, so
     the agent computes exactly as before. Call it once the agent is on its device (moving it would copy the
-    parameters out of the flat tensor); gradients must then be zeroed in place (``zero_grad(set_to_none=False)``),
-    since a gradient tensor made anew would not be part of the flat one."""
+    parameters out of the flat tensor); gradients must then be zeroed in place (``grad.zero_()``, or
+    ``zero_grad(set_to_none=False)``), since a gradient tensor made anew would not be part of the flat one."""
     parameters = list(agent.parameters())
     first = parameters[0]
     flat = nn.Parameter(first.new_zeros(sum(p.numel() for p in parameters)))

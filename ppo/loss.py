@@ -1,8 +1,18 @@
-"""The PPO clipped loss: a pure function of tensors, so it can be checked against hand-computed values."""
+"""The PPO clipped loss: pure functions of tensors, so they can be checked against hand-computed values."""
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import torch
+
+LOSS_TERMS = ("policy_loss", "value_loss", "entropy")
+
+
+class PPOLoss(NamedTuple):
+    loss: torch.Tensor  # what the update differentiates
+    terms: torch.Tensor  # detached: the policy loss, the value loss and the mean entropy (LOSS_TERMS), stacked
+    log_ratio: torch.Tensor  # detached: log(π_new(a|s) / π_old(a|s)) per sample, for ratio_statistics
 
 
 def ppo_loss(
@@ -18,8 +28,8 @@ def ppo_loss(
     ent_coef: float,
     normalize_advantages: bool = True,
     clip_value_loss: bool = True,
-) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """Total loss = clipped surrogate − ent_coef·entropy + vf_coef·value loss, and detached statistics.
+) -> PPOLoss:
+    """Total loss = clipped surrogate − ent_coef·entropy + vf_coef·value loss, with its terms detached.
 
     Advantages are normalized per minibatch (mean 0, std 1). The value loss is ½·max((V−R)², (V_clip−R)²) where
     V_clip keeps the new value within ±clip_coef of the value at collection time, as in the PPO2 baselines.
@@ -40,15 +50,20 @@ def ppo_loss(
 
     entropy_mean = entropy.mean()
     loss = policy_loss - ent_coef * entropy_mean + vf_coef * value_loss
-
     with torch.no_grad():
-        stats = {
-            "policy_loss": policy_loss.detach(),
-            "value_loss": value_loss.detach(),
-            "entropy": entropy_mean.detach(),
-            # Two estimators of KL(old || new): the naive −log r and the unbiased (r − 1) − log r (Schulman's k3).
-            "old_approx_kl": (-log_ratio).mean(),
-            "approx_kl": ((ratio - 1) - log_ratio).mean(),
-            "clipfrac": ((ratio - 1.0).abs() > clip_coef).float().mean(),
-        }
-    return loss, stats
+        terms = torch.stack((policy_loss, value_loss, entropy_mean))
+    return PPOLoss(loss, terms, log_ratio.detach())
+
+
+def ratio_statistics(log_ratio: torch.Tensor, clip_coef: float) -> dict[str, torch.Tensor]:
+    """How far the policy moved, from log-ratios: two estimators of KL(old || new), the naive −log r and the
+    unbiased (r − 1) − log r (Schulman's k3), and the fraction of samples whose ratio left [1 − ε, 1 + ε].
+
+    The update computes these once over all its minibatches' log-ratios rather than per minibatch: a dozen
+    small ops per minibatch step were ~3 % of a CartPole update."""
+    ratio = log_ratio.exp()
+    return {
+        "old_approx_kl": (-log_ratio).mean(),
+        "approx_kl": ((ratio - 1) - log_ratio).mean(),
+        "clipfrac": ((ratio - 1.0).abs() > clip_coef).float().mean(),
+    }

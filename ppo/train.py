@@ -22,7 +22,7 @@ from ppo.buffer import Batch, RolloutBuffer, minibatch_indices
 from ppo.checkpoint import rng_states, set_rng_states
 from ppo.config import TrainConfig
 from ppo.flat_parameters import flatten_parameters
-from ppo.loss import ppo_loss
+from ppo.loss import LOSS_TERMS, ppo_loss, ratio_statistics
 from ppo.normalize import ObservationNormalizer, RewardScaler
 from ppo.tracking import RunLogger
 
@@ -81,29 +81,45 @@ def explained_variance(predicted: torch.Tensor, target: torch.Tensor) -> float:
     return float(1 - (target - predicted).var() / target_var)
 
 
+def clip_gradients_(parameters: list[torch.Tensor], max_norm: float) -> None:
+    """Scales the gradients down to a total norm of at most ``max_norm``: ``nn.utils.clip_grad_norm_``'s
+    arithmetic (a test checks the same numbers). For the one flat tensor of make_optimizer it is done here in
+    three ops: clip_grad_norm_'s own Python (grouping by device and dtype, checks) cost more than its arithmetic,
+    23 -> 8 µs per CartPole minibatch step."""
+    if len(parameters) != 1:
+        nn.utils.clip_grad_norm_(parameters, max_norm)
+        return
+    gradient = parameters[0].grad
+    coefficient = max_norm / (torch.linalg.vector_norm(gradient) + 1e-6)
+    gradient.mul_(coefficient.clamp_(max=1.0))
+
+
 def update_policy(agent: ActorCritic, optimizer: torch.optim.Optimizer, batch: Batch, cfg: TrainConfig
                   ) -> dict[str, float]:
-    """num_epochs passes over the batch, each a random partition into num_minibatches equal minibatches."""
-    totals: dict[str, torch.Tensor] = {}
-    steps = 0
+    """num_epochs passes over the batch, each a random partition into num_minibatches equal minibatches.
+    Returns the loss terms averaged over the minibatch steps and ratio_statistics over all their samples."""
+    terms, log_ratios = [], []
     parameters = optimizer.param_groups[0]["params"]  # the one flat tensor of make_optimizer
     for _ in range(cfg.num_epochs):
         for idx in minibatch_indices(len(batch.obs), cfg.num_minibatches, device=batch.obs.device, uneven_ok=True):
             with mixed_precision(batch.obs.device, cfg.bf16):
                 new_logprobs, entropy, new_values = agent.evaluate(batch.obs[idx], batch.actions[idx])
-            loss, stats = ppo_loss(new_logprobs, batch.logprobs[idx], batch.advantages[idx], new_values,
-                                   batch.values[idx], batch.returns[idx], entropy, cfg.clip_coef,
-                                   cfg.vf_coef, cfg.ent_coef, clip_value_loss=cfg.clip_value_loss)
-            optimizer.zero_grad(set_to_none=False)  # in place: the parameters' gradients are views into it
+            loss, step_terms, log_ratio = ppo_loss(
+                new_logprobs, batch.logprobs[idx], batch.advantages[idx], new_values, batch.values[idx],
+                batch.returns[idx], entropy, cfg.clip_coef, cfg.vf_coef, cfg.ent_coef,
+                clip_value_loss=cfg.clip_value_loss)
+            for parameter in parameters:  # in place: the flat parameter's gradient is what the agent's are views of
+                if parameter.grad is not None:
+                    parameter.grad.zero_()
             loss.backward()
-            nn.utils.clip_grad_norm_(parameters, cfg.max_grad_norm)
+            clip_gradients_(parameters, cfg.max_grad_norm)
             optimizer.step()
-            for key, value in stats.items():
-                totals[key] = totals[key] + value if key in totals else value
-            steps += 1
+            terms.append(step_terms)
+            log_ratios.append(log_ratio)
+    stats = dict(zip(LOSS_TERMS, torch.stack(terms).mean(0), strict=True))
+    stats.update(ratio_statistics(torch.cat(log_ratios), cfg.clip_coef))
     # One device->host transfer for all statistics, not one per minibatch.
-    means = (torch.stack(list(totals.values())) / steps).tolist()
-    return dict(zip(totals.keys(), means, strict=False))
+    return dict(zip(stats.keys(), torch.stack(list(stats.values())).tolist(), strict=True))
 
 
 def train(envs: VectorEnv, state: TrainState, cfg: TrainConfig, device: torch.device, logger: RunLogger,

@@ -11,7 +11,7 @@ from networks.cnn import NatureCNNActorCritic
 from ppo.buffer import Batch
 from ppo.config import TrainConfig
 from ppo.flat_parameters import flat_optimizer_state, flat_views
-from ppo.train import make_optimizer, update_policy
+from ppo.train import clip_gradients_, make_optimizer, update_policy
 
 BOX = gym.spaces.Box(-1.0, 1.0, (3,))
 FRAMES = gym.spaces.Box(0, 255, (4, 84, 84), dtype="uint8")
@@ -105,3 +105,16 @@ def test_a_checkpoint_with_adam_state_per_tensor_resumes_into_the_flat_parameter
                                     strict=True):
             torch.testing.assert_close(piece, old_optimizer.state[parameter][key], rtol=0, atol=0)
 
+
+
+@pytest.mark.parametrize("scale", [10.0, 1e-3], ids=["clipped", "under-the-limit"])
+def test_clipping_the_flat_gradient_is_clip_grad_norm(scale):
+    generator = torch.Generator().manual_seed(3)
+    ours, theirs = (torch.nn.Parameter(torch.zeros(10_000)) for _ in range(2))
+    ours.grad = scale * torch.randn(10_000, generator=generator)
+    theirs.grad = ours.grad.clone()
+    clip_gradients_([ours], 0.5)
+    torch.nn.utils.clip_grad_norm_([theirs], 0.5)
+    assert torch.equal(ours.grad, theirs.grad)
+    norm = torch.linalg.vector_norm(ours.grad).item()
+    assert norm == pytest.approx(0.5, rel=1e-5) if scale > 1 else norm < 0.5

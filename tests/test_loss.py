@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from ppo.loss import ppo_loss
+from ppo.loss import LOSS_TERMS, ppo_loss, ratio_statistics
 
 
 def hand_case(requires_grad=False):
@@ -20,14 +20,20 @@ def hand_case(requires_grad=False):
     )
 
 
+def terms_of(result):
+    return dict(zip(LOSS_TERMS, result.terms.tolist(), strict=True))
+
+
 def test_loss_hand_computed():
-    loss, stats = ppo_loss(**hand_case())
+    result = ppo_loss(**hand_case(requires_grad=True))
+    stats = {**terms_of(result), **ratio_statistics(result.log_ratio, clip_coef=0.2)}
+    assert not result.terms.requires_grad and not result.log_ratio.requires_grad  # statistics, not in the graph
     # ratios 1.5 (clipped to 1.2, A=+1) and 0.9 (inside the clip, A=-1)
-    assert stats["policy_loss"].item() == pytest.approx((-1.2 + 0.9) / 2)
+    assert stats["policy_loss"] == pytest.approx((-1.2 + 0.9) / 2)
     # unclipped errors 0.25, 0.81; clipped values 0.2 and 0.9 -> 0.64, 0.81; max -> 0.64, 0.81
-    assert stats["value_loss"].item() == pytest.approx(0.5 * (0.64 + 0.81) / 2)
-    assert stats["entropy"].item() == pytest.approx(0.75)
-    assert loss.item() == pytest.approx(-0.15 - 0.01 * 0.75 + 0.5 * 0.3625)
+    assert stats["value_loss"] == pytest.approx(0.5 * (0.64 + 0.81) / 2)
+    assert stats["entropy"] == pytest.approx(0.75)
+    assert result.loss.item() == pytest.approx(-0.15 - 0.01 * 0.75 + 0.5 * 0.3625)
     assert stats["clipfrac"].item() == pytest.approx(0.5)
     assert stats["old_approx_kl"].item() == pytest.approx((-math.log(1.5) - math.log(0.9)) / 2)
     assert stats["approx_kl"].item() == pytest.approx(((0.5 - math.log(1.5)) + (-0.1 - math.log(0.9))) / 2)
@@ -35,21 +41,29 @@ def test_loss_hand_computed():
 
 def test_clipped_sample_gets_no_policy_gradient():
     case = hand_case(requires_grad=True)
-    loss, _ = ppo_loss(**case)
-    loss.backward()
+    ppo_loss(**case).loss.backward()
     grad = case["new_logprobs"].grad
     assert grad[0].item() == 0.0                      # ratio 1.5 > 1 + ε with A > 0: clipped
     assert grad[1].item() == pytest.approx(0.9 / 2)   # d/dlogp of -A·r/2 = -A·r/2
 
 
 def test_unclipped_value_loss():
-    _, stats = ppo_loss(**{**hand_case(), "clip_value_loss": False})
-    assert stats["value_loss"].item() == pytest.approx(0.5 * (0.25 + 0.81) / 2)
+    stats = terms_of(ppo_loss(**{**hand_case(), "clip_value_loss": False}))
+    assert stats["value_loss"] == pytest.approx(0.5 * (0.25 + 0.81) / 2)
 
 
 def test_advantages_normalized_per_minibatch():
     n = 3
-    loss, stats = ppo_loss(torch.zeros(n), torch.zeros(n), torch.tensor([1.0, 2.0, 30.0]), torch.zeros(n),
-                           torch.zeros(n), torch.zeros(n), torch.zeros(n), 0.2, 0.5, 0.0)
+    stats = terms_of(ppo_loss(torch.zeros(n), torch.zeros(n), torch.tensor([1.0, 2.0, 30.0]), torch.zeros(n),
+                              torch.zeros(n), torch.zeros(n), torch.zeros(n), 0.2, 0.5, 0.0))
     # ratio 1 everywhere, so the policy loss is minus the mean normalized advantage: 0.
-    assert stats["policy_loss"].item() == pytest.approx(0.0, abs=1e-6)
+    assert stats["policy_loss"] == pytest.approx(0.0, abs=1e-6)
+
+
+def test_ratio_statistics_pool_the_samples_of_all_minibatches():
+    log_ratio = torch.log(torch.tensor([1.5, 0.9, 1.0, 0.7]))
+    stats = ratio_statistics(log_ratio, clip_coef=0.2)
+    assert stats["clipfrac"].item() == pytest.approx(2 / 4)  # 1.5 and 0.7 lie outside [0.8, 1.2]
+    expected_k3 = sum((r - 1) - math.log(r) for r in (1.5, 0.9, 1.0, 0.7)) / 4
+    assert stats["approx_kl"].item() == pytest.approx(expected_k3)
+    assert stats["old_approx_kl"].item() == pytest.approx(-sum(math.log(r) for r in (1.5, 0.9, 1.0, 0.7)) / 4)
