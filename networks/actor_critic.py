@@ -52,16 +52,17 @@ class ActorCritic(nn.Module):
     def value(self, obs: torch.Tensor) -> torch.Tensor:
         return self.outputs(obs)[1]
 
-    def act(self, obs: torch.Tensor, deterministic: bool = False
+    def act(self, obs: torch.Tensor, deterministic: bool = False, noise: torch.Tensor | None = None
             ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """One forward for action, its log-probability and the value (call under torch.no_grad in rollouts)."""
+        """One forward for action, its log-probability and the value (call under torch.no_grad in rollouts).
+        ``noise``: this step's slice of ``head.rollout_noise``, if the rollout drew it in advance."""
         params, value = self.outputs(obs)
-        action = self.head.mode(params) if deterministic else self.head.sample(params)
+        action = self.head.mode(params) if deterministic else self.head.sample(params, noise)
         return action, self.head.log_prob(params, action), value
 
-    def sample(self, obs: torch.Tensor) -> torch.Tensor:
-        """An action for each observation (call under torch.no_grad in rollouts)."""
-        return self.head.sample(self.outputs(obs)[0])
+    def sample(self, obs: torch.Tensor, noise: torch.Tensor | None = None) -> torch.Tensor:
+        """An action for each observation (call under torch.no_grad in rollouts); ``noise`` as in ``act``."""
+        return self.head.sample(self.outputs(obs)[0], noise)
 
     def evaluate(self, obs: torch.Tensor, action: torch.Tensor
                  ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

@@ -3,7 +3,7 @@
 torch.distributions objects validate arguments and allocate on every call; in the rollout loop that overhead is
 paid once per env step. These heads compute the same quantities directly (tests compare them with
 torch.distributions), and each exposes one interface: sample, log_prob, entropy, log_prob_and_entropy (what the
-update needs, sharing intermediate results), mode.
+update needs, sharing intermediate results), mode, and rollout_noise (a rollout's sampling noise drawn at once).
 """
 
 from __future__ import annotations
@@ -34,10 +34,24 @@ class CategoricalHead(nn.Module):
         self.action_shape: tuple[int, ...] = ()
         self.action_dtype = torch.long
 
-    def sample(self, logits: torch.Tensor) -> torch.Tensor:
+    def rollout_noise(self, num_steps: int, num_envs: int, device: torch.device | str = "cpu") -> torch.Tensor:
+        """The Gumbel noise of a whole rollout, drawn at once: [num_steps, num_envs, n], for ``sample``'s
+        ``noise`` one step at a time. Uniform draws are consumed one number after another, so these are the
+        numbers that drawing each step's noise in turn would give (a test checks the actions are the same), for
+        one op per step instead of six (6.5 -> 2.8 µs per CartPole rollout step)."""
+        return self._gumbel(torch.rand(num_steps, num_envs, self.num_outputs, device=device))
+
+    @staticmethod
+    def _gumbel(uniform: torch.Tensor) -> torch.Tensor:
+        """log(-log U): minus standard Gumbel noise."""
+        return torch.log(-torch.log(uniform.clamp_(min=torch.finfo(uniform.dtype).tiny)))
+
+    def sample(self, logits: torch.Tensor, noise: torch.Tensor | None = None) -> torch.Tensor:
+        """``noise``: this step's slice of ``rollout_noise`` (drawn here if not given)."""
         # Gumbel-max: argmax(logits + Gumbel noise) is an exact sample from softmax(logits).
-        uniform = torch.rand_like(logits).clamp_(min=torch.finfo(logits.dtype).tiny)
-        return torch.argmax(logits - torch.log(-torch.log(uniform)), dim=-1)
+        if noise is None:
+            noise = self._gumbel(torch.rand_like(logits))
+        return torch.argmax(logits - noise, dim=-1)
 
     def log_prob(self, logits: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
         return _pick(torch.log_softmax(logits, dim=-1), action)
@@ -64,8 +78,15 @@ class GaussianHead(nn.Module):
         self.action_dtype = torch.float32
         self.log_std = nn.Parameter(torch.zeros(action_dim))
 
-    def sample(self, mean: torch.Tensor) -> torch.Tensor:
-        return mean + self.log_std.exp() * torch.randn_like(mean)
+    def rollout_noise(self, num_steps: int, num_envs: int, device: torch.device | str = "cpu") -> None:
+        """None: each step draws its own normal noise. Drawn for a whole rollout at once, torch's normal sampler
+        would give other numbers (it transforms blocks of 16 uniforms differently from a few), and so another
+        training run, for one op saved per step."""
+        return None
+
+    def sample(self, mean: torch.Tensor, noise: torch.Tensor | None = None) -> torch.Tensor:
+        """``noise``: standard normal numbers shaped like ``mean`` (drawn here if not given)."""
+        return mean + self.log_std.exp() * (torch.randn_like(mean) if noise is None else noise)
 
     def log_prob(self, mean: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
         z = (action - mean) * torch.exp(-self.log_std)

@@ -45,5 +45,5 @@ class MLPActorCritic(ActorCritic):
     def value(self, obs: torch.Tensor) -> torch.Tensor:
         return as_float32(_run(self.critic, as_float32(obs)).squeeze(-1))
 
-    def sample(self, obs: torch.Tensor) -> torch.Tensor:
-        return self.head.sample(as_float32(_run(self.actor, as_float32(obs))))
+    def sample(self, obs: torch.Tensor, noise: torch.Tensor | None = None) -> torch.Tensor:
+        return self.head.sample(as_float32(_run(self.actor, as_float32(obs))), noise)

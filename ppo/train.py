@@ -168,15 +168,17 @@ def train(envs: VectorEnv, state: TrainState, cfg: TrainConfig, device: torch.de
         learning_rate = cfg.learning_rate * (1 - update / cfg.num_updates if cfg.anneal_lr else 1.0)
         optimizer.param_groups[0]["lr"] = learning_rate
         buffer.final_values.zero_()
+        noise = agent.head.rollout_noise(cfg.num_steps, cfg.num_envs, device)  # after rollout_start: rolled back too
 
         for step in range(cfg.num_steps):
             global_step += cfg.num_envs
             tick = time.perf_counter()
             with torch.no_grad(), mixed_precision(device, cfg.bf16):
+                step_noise = None if noise is None else noise[step]
                 if agent.evaluate_rollout_in_batch:
-                    action = agent.sample(next_obs)
+                    action = agent.sample(next_obs, step_noise)
                 else:
-                    action, buffer.logprobs[step], buffer.values[step] = agent.act(next_obs)
+                    action, buffer.logprobs[step], buffer.values[step] = agent.act(next_obs, noise=step_noise)
             buffer.obs[step] = next_obs
             buffer.actions[step] = action
             action_np = action.cpu().numpy()

@@ -28,6 +28,32 @@ def test_categorical_head_samples_the_softmax():
     torch.testing.assert_close(frequencies, torch.tensor([0.7, 0.2, 0.1]), atol=0.015, rtol=0)
 
 
+@pytest.mark.parametrize("num_envs,n", [(4, 2), (8, 18)])
+def test_a_rollouts_noise_drawn_at_once_gives_the_actions_of_drawing_each_step(num_envs, n):
+    """The training loop draws a rollout's Gumbel noise up front: same seed, same actions as step by step."""
+    head, steps = CategoricalHead(n), 64
+    logits = torch.randn(steps, num_envs, n)
+    torch.manual_seed(5)
+    one_by_one = torch.stack([head.sample(logits[t]) for t in range(steps)])
+    after = torch.rand(3)
+    torch.manual_seed(5)
+    noise = head.rollout_noise(steps, num_envs)
+    assert noise.shape == (steps, num_envs, n)
+    drawn_at_once = torch.stack([head.sample(logits[t], noise[t]) for t in range(steps)])
+    assert torch.equal(drawn_at_once, one_by_one)
+    assert torch.equal(torch.rand(3), after)  # and the generator is left where it would have been
+    assert len(set(drawn_at_once.flatten().tolist())) > 1
+
+
+def test_gaussian_head_draws_per_step_and_takes_given_noise():
+    head = GaussianHead(2)
+    with torch.no_grad():
+        head.log_std.copy_(torch.tensor([-0.5, 0.3]))
+    assert head.rollout_noise(8, 4) is None  # drawn at once, torch's normal sampler would give other numbers
+    mean, noise = torch.randn(4, 2), torch.randn(4, 2)
+    torch.testing.assert_close(head.sample(mean, noise), mean + torch.tensor([-0.5, 0.3]).exp() * noise)
+
+
 def test_gaussian_head_matches_torch_distribution():
     head = GaussianHead(2)
     with torch.no_grad():
