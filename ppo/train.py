@@ -187,7 +187,7 @@ def train(envs: VectorEnv, state: TrainState, cfg: TrainConfig, device: torch.de
 
             next_obs_np, reward, terminated, truncated, info = envs.step(action_np)
             phases["env"] += time.perf_counter() - tock
-            valid = ~resetting
+            valid = ~resetting if next_step_mode else None  # None: every step is a transition
             bootstrap = truncated & ~terminated
             if bootstrap.any():
                 # Time-limit truncation: value the true last observation.

@@ -32,3 +32,14 @@ def test_reward_scaler_divides_by_return_std_and_resets_on_done():
     np.testing.assert_allclose(scaler.returns, [1.0, 0.0])  # env 1's episode ended: its return restarts
     out = scaler(np.array([1.0, 1.0]), np.array([False, False]))
     np.testing.assert_allclose(out, np.array([1.0, 1.0]) / np.sqrt(scaler.rms.var + 1e-8), rtol=1e-6)
+
+
+def test_scaled_rewards_are_clipped_on_both_sides():
+    scaler = RewardScaler(num_envs=3, gamma=0.9, clip=2.0)
+    rng = np.random.default_rng(2)
+    for _ in range(200):  # returns of std about 1
+        scaler(rng.normal(size=3), np.ones(3, bool))
+    out = scaler(np.array([1e3, -1e3, 0.5]), np.zeros(3, bool))
+    assert out.dtype == np.float32
+    np.testing.assert_array_equal(out[:2], [2.0, -2.0])
+    assert abs(out[2]) < 2.0
