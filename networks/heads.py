@@ -38,7 +38,7 @@ class CategoricalHead(nn.Module):
         """The Gumbel noise of a whole rollout, drawn at once: [num_steps, num_envs, n], for ``sample``'s
         ``noise`` one step at a time. Uniform draws are consumed one number after another, so these are the
         numbers that drawing each step's noise in turn would give (a test checks the actions are the same), for
-        one op per step instead of six (6.5 -> 2.8 µs per CartPole rollout step)."""
+        a slice per step instead of five ops (6.5 -> 2.8 µs per CartPole rollout step)."""
         return self._gumbel(torch.rand(num_steps, num_envs, self.num_outputs, device=device))
 
     @staticmethod
