@@ -106,7 +106,6 @@ def test_a_checkpoint_with_adam_state_per_tensor_resumes_into_the_flat_parameter
             torch.testing.assert_close(piece, old_optimizer.state[parameter][key], rtol=0, atol=0)
 
 
-
 @pytest.mark.parametrize("scale", [10.0, 1e-3], ids=["clipped", "under-the-limit"])
 def test_clipping_the_flat_gradient_is_clip_grad_norm(scale):
     generator = torch.Generator().manual_seed(3)
