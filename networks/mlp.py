@@ -21,11 +21,14 @@ def _mlp(in_features: int, hidden: int, out_features: int, out_std: float) -> nn
 
 def _run(mlp: nn.Sequential, x: torch.Tensor) -> torch.Tensor:
     """The Sequential's own computation, as three fused linear calls: nn.Module dispatch costs ~2 µs per layer,
-    which at batch 4 is most of the forward (measured: actor 21 -> 12 µs)."""
-    first, _, second, _, last = mlp
-    hidden = torch.tanh(F.linear(x, first.weight, first.bias))
-    hidden = torch.tanh(F.linear(hidden, second.weight, second.bias))
-    return F.linear(hidden, last.weight, last.bias)
+    which at batch 4 is most of the forward (measured: actor 21 -> 12 µs). The weights are read from the layers'
+    own parameter dicts, which are always current: ``layer.weight`` goes through nn.Module.__getattr__, about
+    0.45 µs a lookup (a rollout step's actor 12.8 -> 10.1 µs)."""
+    first, _, second, _, last = mlp._modules.values()
+    first, second, last = first._parameters, second._parameters, last._parameters
+    hidden = torch.tanh(F.linear(x, first["weight"], first["bias"]))
+    hidden = torch.tanh(F.linear(hidden, second["weight"], second["bias"]))
+    return F.linear(hidden, last["weight"], last["bias"])
 
 
 class MLPActorCritic(ActorCritic):

@@ -87,6 +87,15 @@ def test_mlp_continuous_has_state_independent_log_std():
     assert "head.log_std" in agent.state_dict()
 
 
+def test_mlp_computes_its_sequentials_with_the_parameters_they_hold_now():
+    agent = MLPActorCritic(OBS, gym.spaces.Discrete(3))
+    # New parameter objects, not copies into the old ones: a forward that kept the old tensors would miss them.
+    agent.load_state_dict({name: torch.randn_like(value) for name, value in agent.state_dict().items()}, assign=True)
+    obs = torch.randn(8, 4)
+    logits, value = agent(obs)
+    assert torch.equal(logits, agent.actor(obs)) and torch.equal(value, agent.critic(obs).squeeze(-1))
+
+
 @pytest.mark.parametrize("action_space", [gym.spaces.Discrete(3), gym.spaces.Box(-2, 2, (2,), np.float32)])
 def test_mlp_rollout_sample_runs_the_actor_alone_and_draws_as_act_does(action_space):
     agent = MLPActorCritic(OBS, action_space)
