@@ -89,7 +89,9 @@ class RolloutBuffer:
         self.logprobs = torch.zeros(shape, device=device)
         self.values = torch.zeros(shape, device=device)
         self.final_values = torch.zeros(shape, device=device)
-        self.rewards = np.zeros(shape, np.float64)  # as the envs give them (the reward scaler works in float64)
+        # The envs' rewards in float64 as vector envs give them: the reward scaler, when there is one, scales the
+        # whole rollout in place after its last step.
+        self.rewards = np.zeros(shape, np.float64)
         self.terminated = np.zeros(shape, np.float32)
         self.truncated = np.zeros(shape, np.float32)
         # False for a reset step of a NEXT_STEP vector env: its action was ignored, it is not a transition.
