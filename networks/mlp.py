@@ -49,4 +49,5 @@ class MLPActorCritic(ActorCritic):
         return as_float32(_run(self.critic, as_float32(obs)).squeeze(-1))
 
     def sample(self, obs: torch.Tensor, noise: torch.Tensor | None = None) -> torch.Tensor:
-        return self.head.sample(as_float32(_run(self.actor, as_float32(obs))), noise)
+        modules = self._modules  # as in _run: nn.Module.__getattr__ costs ~0.45 µs a lookup, once per rollout step
+        return modules["head"].sample(as_float32(_run(modules["actor"], as_float32(obs))), noise)

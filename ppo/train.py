@@ -135,10 +135,13 @@ def train(envs: VectorEnv, state: TrainState, cfg: TrainConfig, device: torch.de
     buffer = RolloutBuffer(cfg.num_steps, cfg.num_envs, obs_space.shape, obs_dtype, agent.head.action_shape,
                            agent.head.action_dtype, device)
 
+    on_cpu = device.type == "cpu"
+
     def observe(obs: np.ndarray, update_stats: bool = True) -> torch.Tensor:
         if obs_normalizer is not None:
             obs = obs_normalizer(obs, update=update_stats)
-        return torch.as_tensor(obs, device=device)
+        # On the CPU both share the array's memory; from_numpy without as_tensor's checks (1.4 -> 0.4 µs a step).
+        return torch.from_numpy(obs) if on_cpu else torch.as_tensor(obs, device=device)
 
     # SAME_STEP (Gymnasium's vector envs as wrappers.vector builds them): a finished env is reset within the
     # step and its last observation is info["final_obs"]. NEXT_STEP (native vector envs, EnvPool): the step
@@ -186,16 +189,18 @@ def train(envs: VectorEnv, state: TrainState, cfg: TrainConfig, device: torch.de
 
                 next_obs_np, reward, terminated, truncated, info = envs.step(action_np)
                 phases["env"] += time.perf_counter() - tock
-                bootstrap = truncated & ~terminated
-                if bootstrap.any():
-                    # Time-limit truncation: value the true last observation.
-                    idx = np.flatnonzero(bootstrap)
-                    last_obs = next_obs_np[idx] if next_step_mode else np.stack(info["final_obs"][idx])
-                    buffer.final_values[step, torch.as_tensor(idx, device=device)] = agent.value(
-                        observe(last_obs, update_stats=False))
                 buffer.rewards[step] = reward
                 buffer.terminated[step] = terminated
-                buffer.truncated[step] = bootstrap
+                buffer.truncated[step] = 0.0
+                if truncated.any():  # rare: one check per step in the common case
+                    # Time-limit truncation (not also a termination): value the true last observation.
+                    bootstrap = truncated & ~terminated
+                    buffer.truncated[step] = bootstrap
+                    if bootstrap.any():
+                        idx = np.flatnonzero(bootstrap)
+                        last_obs = next_obs_np[idx] if next_step_mode else np.stack(info["final_obs"][idx])
+                        buffer.final_values[step, torch.as_tensor(idx, device=device)] = agent.value(
+                            observe(last_obs, update_stats=False))
                 if next_step_mode:
                     buffer.valid[step] = ~resetting
                     resetting = terminated | truncated
