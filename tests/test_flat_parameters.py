@@ -11,7 +11,7 @@ from networks.cnn import NatureCNNActorCritic
 from ppo.buffer import Batch
 from ppo.config import TrainConfig
 from ppo.flat_parameters import flat_optimizer_state, flat_views
-from ppo.train import clip_gradients_, make_optimizer, update_policy
+from ppo.train import clip_gradients_, make_optimizer, optimizer_step, update_policy
 
 BOX = gym.spaces.Box(-1.0, 1.0, (3,))
 FRAMES = gym.spaces.Box(0, 255, (4, 84, 84), dtype="uint8")
@@ -117,3 +117,35 @@ def test_clipping_the_flat_gradient_is_clip_grad_norm(scale):
     assert torch.equal(ours.grad, theirs.grad)
     norm = torch.linalg.vector_norm(ours.grad).item()
     assert norm == pytest.approx(0.5, rel=1e-5) if scale > 1 else norm < 0.5
+
+
+def test_the_functional_adam_step_is_optimizer_step():
+    ours, theirs = (make_optimizer(agents()[0], 1e-3) for _ in range(2))
+    flats = [optimizer.param_groups[0]["params"][0] for optimizer in (ours, theirs)]
+    assert torch.equal(*flats)
+    generator = torch.Generator().manual_seed(4)
+    for update in range(3):
+        step = optimizer_step(ours)
+        assert (step == ours.step) == (update == 0)  # the first update creates Adam's state through step()
+        for learning_rate in (1e-3, 3e-4):  # read at each step, as the loop anneals it between updates
+            for optimizer in (ours, theirs):
+                optimizer.param_groups[0]["lr"] = learning_rate
+            gradient = torch.randn(flats[0].shape, generator=generator)
+            for flat in flats:
+                flat.grad.copy_(gradient)
+            step()
+            theirs.step()
+            assert torch.equal(*flats)
+    for key in ("exp_avg", "exp_avg_sq", "step"):
+        assert torch.equal(ours.state[flats[0]][key], theirs.state[flats[1]][key]), key
+    assert ours.state[flats[0]]["step"].item() == 6
+
+
+def test_other_optimizers_step_themselves():
+    for make in (lambda p: torch.optim.SGD(p, lr=0.1), lambda p: torch.optim.Adam(p, lr=0.1),
+                 lambda p: torch.optim.Adam(p, lr=0.1, fused=True, amsgrad=True)):
+        parameter = torch.nn.Parameter(torch.ones(3))
+        parameter.grad = torch.ones(3)
+        optimizer = make([parameter])
+        optimizer.step()  # state exists
+        assert optimizer_step(optimizer) == optimizer.step
