@@ -30,22 +30,24 @@ def compute_gae(
     episode gone on. Either way, no advantage flows back across the episode boundary.
 
     The backward recursion runs in NumPy on the host: T small steps over N envs, where each torch op would cost
-    several microseconds of dispatch (measured: 2.0 -> 0.3 ms per CartPole rollout).
+    several microseconds of dispatch (measured: 2.0 -> 0.3 ms per CartPole rollout; 0.33 -> 0.11 ms with the TD
+    errors computed for all steps at once).
     """
     rewards, values, next_value, terminated, truncated, final_values = (
         np.asarray(x, dtype=np.float32) for x in (rewards, values, next_value, terminated, truncated, final_values))
-    num_steps = rewards.shape[0]
     rewards = rewards + np.float32(gamma) * final_values * truncated * (1.0 - terminated)
     not_done = 1.0 - np.maximum(terminated, truncated)
     discount, trace = np.float32(gamma), np.float32(gamma * gae_lambda)
+    # The TD errors of all steps at once (each step's following value: the next step's, or next_value after the
+    # last); only the advantages' recursion runs step by step.
+    following_values = np.concatenate((values[1:], next_value[None]))
+    deltas = rewards + discount * following_values * not_done - values
+    decays = trace * not_done
     advantages = np.zeros_like(rewards)
     last = np.zeros_like(next_value)
-    following_value = next_value
-    for t in reversed(range(num_steps)):
-        delta = rewards[t] + discount * following_value * not_done[t] - values[t]
-        last = delta + trace * not_done[t] * last
+    for t in reversed(range(len(rewards))):
+        last = deltas[t] + decays[t] * last
         advantages[t] = last
-        following_value = values[t]
     return torch.from_numpy(advantages), torch.from_numpy(advantages + values)
 
 
