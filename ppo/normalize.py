@@ -17,6 +17,14 @@ def _clip(x: np.ndarray, bound: float) -> np.ndarray:
     return np.minimum(np.maximum(x, -bound), bound)
 
 
+def batch_moments(batch: np.ndarray, axis: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and population variance along ``axis``, as sum/n rather than mean()/var(): the same numbers without
+    NumPy's reduction wrappers (≈ 2x faster on the few values of a step, where this runs once per env step)."""
+    count = batch.shape[axis]
+    mean = batch.sum(axis=axis, keepdims=True) / count
+    return mean.squeeze(axis), np.square(batch - mean).sum(axis=axis) / count
+
+
 class RunningMeanStd:
     """Mean and variance over a stream of batches (parallel algorithm of Chan et al.)."""
 
@@ -26,12 +34,7 @@ class RunningMeanStd:
         self.count = epsilon
 
     def update(self, batch: np.ndarray) -> None:
-        batch_count = batch.shape[0]
-        # sum/n rather than mean()/var(): the same numbers without NumPy's reduction wrappers (≈ 2x faster on the
-        # few values of a step, where this runs once per env step).
-        batch_mean = batch.sum(axis=0) / batch_count
-        batch_var = np.square(batch - batch_mean).sum(axis=0) / batch_count
-        self.update_from_moments(batch_mean, batch_var, batch_count)
+        self.update_from_moments(*batch_moments(batch), batch.shape[0])
 
     def update_from_moments(self, batch_mean: np.ndarray | float, batch_var: np.ndarray | float,
                             batch_count: int) -> None:
@@ -94,13 +97,11 @@ class RewardScaler:
             running[dones[step]] = 0.0
         self.returns = running
 
-        num_envs = returns.shape[1]
-        means = returns.sum(axis=1) / num_envs  # row by row, as RunningMeanStd.update sums one step's returns
-        variances = np.square(returns - means[:, None]).sum(axis=1) / num_envs
+        means, variances = batch_moments(returns, axis=1)  # each step's row, as RunningMeanStd.update takes it
         stds = np.empty(len(rewards))
         for step in range(len(rewards)):
             if valid is None or valid[step].all():
-                self.rms.update_from_moments(means[step], variances[step], num_envs)
+                self.rms.update_from_moments(means[step], variances[step], returns.shape[1])
             elif valid[step].any():
                 self.rms.update(returns[step][valid[step]])
             stds[step] = np.sqrt(self.rms.var + self.epsilon)
