@@ -98,6 +98,19 @@ class RolloutBuffer:
         self.truncated = np.zeros(shape, np.float32)
         # False for a reset step of a NEXT_STEP vector env: its action was ignored, it is not a transition.
         self.valid = np.ones(shape, bool)
+        # On the CPU, NumPy views of the observation and action storage: a row written through them costs
+        # ~0.5 µs, through torch's indexing ~2.3 µs (store_step runs once per env step).
+        self._host_rows = (self.obs.numpy(), self.actions.numpy()) if self.obs.device.type == "cpu" else None
+
+    def store_step(self, step: int, obs: torch.Tensor, action: torch.Tensor, action_host: np.ndarray) -> None:
+        """Stores a step's observations and actions; ``action_host`` is ``action`` as the NumPy array the env
+        was given."""
+        if self._host_rows is None:
+            self.obs[step] = obs
+            self.actions[step] = action
+        else:
+            self._host_rows[0][step] = obs.numpy()
+            self._host_rows[1][step] = action_host
 
     def compute_advantages(self, next_value: torch.Tensor, gamma: float, gae_lambda: float
                            ) -> tuple[torch.Tensor, torch.Tensor]:

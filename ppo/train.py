@@ -206,9 +206,8 @@ def train(envs: VectorEnv, state: TrainState, cfg: TrainConfig, device: torch.de
                     action = agent.sample(next_obs, step_noise)
                 else:
                     action, buffer.logprobs[step], buffer.values[step] = agent.act(next_obs, noise=step_noise)
-                buffer.obs[step] = next_obs
-                buffer.actions[step] = action
-                action_np = action.cpu().numpy()
+                action_np = action.numpy() if on_cpu else action.cpu().numpy()
+                buffer.store_step(step, next_obs, action, action_np)
                 tock = time.perf_counter()
                 phases["inference"] += tock - tick
 

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from ppo.buffer import compute_gae, minibatch_indices
+from ppo.buffer import RolloutBuffer, compute_gae, minibatch_indices
 
 GAMMA, LAMBDA = 0.9, 0.8
 
@@ -63,3 +63,23 @@ def test_minibatches_are_shuffled():
 def test_minibatches_refuse_uneven_split():
     with pytest.raises(ValueError):
         minibatch_indices(10, 3)
+
+
+@pytest.mark.parametrize("obs_shape, obs_dtype, action_shape, action_dtype", [
+    ((4,), torch.float32, (), torch.long),  # CartPole: float observations, discrete actions
+    ((4, 84, 84), torch.uint8, (), torch.long),  # Atari frames
+    ((3,), torch.float32, (1,), torch.float32),  # Pendulum: continuous actions
+])
+def test_store_step_writes_the_rows_the_update_reads(obs_shape, obs_dtype, action_shape, action_dtype):
+    # On the CPU rows go through NumPy views of the storage: they must land in the tensors themselves.
+    buffer = RolloutBuffer(3, 2, obs_shape, obs_dtype, action_shape, action_dtype, torch.device("cpu"))
+    generator = torch.Generator().manual_seed(0)
+    rows = []
+    for step in range(3):
+        obs = (torch.rand((2, *obs_shape), generator=generator) * 200).to(obs_dtype)
+        action = (torch.rand((2, *action_shape), generator=generator) * 5).to(action_dtype)
+        buffer.store_step(step, obs, action, action.numpy())
+        rows.append((obs, action))
+    assert torch.equal(buffer.obs, torch.stack([obs for obs, _ in rows]))
+    assert torch.equal(buffer.actions, torch.stack([action for _, action in rows]))
+    assert buffer.obs.flatten(0, 1).shape == (6, *obs_shape)
