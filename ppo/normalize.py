@@ -8,6 +8,8 @@ model; so the loop applies these itself. Same formulas as Gymnasium's wrappers a
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 
@@ -25,6 +27,15 @@ def batch_moments(batch: np.ndarray, axis: int = 0) -> tuple[np.ndarray, np.ndar
     return mean.squeeze(axis), np.square(batch - mean).sum(axis=axis) / count
 
 
+def combine_moments(mean, var, count, batch_mean, batch_var, batch_count):
+    """Mean, variance and count of two sets together, from each set's (parallel algorithm of Chan et al.).
+    Elementwise, for arrays and plain floats alike (the same IEEE arithmetic either way)."""
+    delta = batch_mean - mean
+    total = count + batch_count
+    m2 = var * count + batch_var * batch_count + delta**2 * count * batch_count / total
+    return mean + delta * batch_count / total, m2 / total, total
+
+
 class RunningMeanStd:
     """Mean and variance over a stream of batches (parallel algorithm of Chan et al.)."""
 
@@ -39,12 +50,8 @@ class RunningMeanStd:
     def update_from_moments(self, batch_mean: np.ndarray | float, batch_var: np.ndarray | float,
                             batch_count: int) -> None:
         """``update`` with a batch's mean and (population) variance already computed."""
-        delta = batch_mean - self.mean
-        total = self.count + batch_count
-        self.mean = self.mean + delta * batch_count / total
-        m2 = self.var * self.count + batch_var * batch_count + delta**2 * self.count * batch_count / total
-        self.var = m2 / total
-        self.count = total
+        self.mean, self.var, self.count = combine_moments(self.mean, self.var, self.count, batch_mean, batch_var,
+                                                          batch_count)
 
     def state_dict(self) -> dict:
         return {"mean": self.mean.copy(), "var": self.var.copy(), "count": self.count}
@@ -86,23 +93,37 @@ class RewardScaler:
         are divided by its std. ``valid`` False marks the reset step of a NEXT_STEP vector env: not part of any
         episode's return.
 
-        The training loop calls this once per rollout: the per-step arithmetic is the same, but the steps'
-        batch moments are computed in a few array operations instead of a dozen NumPy calls per step (a CartPole
-        rollout step 5.5 -> 1.9 µs; a test checks the numbers are those of step-by-step calls)."""
-        returns = np.empty(rewards.shape, np.float64)
-        running = self.returns
-        for step in range(len(rewards)):
-            running = running * self.gamma + rewards[step]
-            returns[step] = running
-            running[dones[step]] = 0.0
-        self.returns = running
+        The training loop calls this once per rollout: the per-step arithmetic is the same (a test checks the
+        numbers are those of step-by-step calls, to the bit), but the steps' batch moments are computed in a few
+        array operations, and the two recursions (returns along each env, running moments along the steps) on
+        Python floats: the same IEEE double arithmetic as NumPy's, without NumPy's per-call cost on a step's few
+        numbers. A CartPole rollout (128 steps x 4 envs): 0.49 -> 0.15 ms."""
+        gamma, columns, ends = self.gamma, [], []
+        for total, reward_column, done_column in zip(self.returns.tolist(), rewards.T.tolist(), dones.T.tolist(),
+                                                     strict=True):
+            column = []  # one env's discounted returns, step after step
+            for reward, done in zip(reward_column, done_column, strict=True):
+                total = total * gamma + reward
+                column.append(total)
+                if done:
+                    total = 0.0
+            columns.append(column)
+            ends.append(total)
+        self.returns = np.array(ends, np.float64)
+        returns = np.ascontiguousarray(np.array(columns, np.float64).reshape(rewards.shape[::-1]).T)
 
         means, variances = batch_moments(returns, axis=1)  # each step's row, as RunningMeanStd.update takes it
-        stds = np.empty(len(rewards))
-        for step in range(len(rewards)):
+        rms = self.rms
+        mean, var, count = float(rms.mean), float(rms.var), rms.count
+        stds = []
+        for step, (batch_mean, batch_var) in enumerate(zip(means.tolist(), variances.tolist(), strict=True)):
             if valid is None or valid[step].all():
-                self.rms.update_from_moments(means[step], variances[step], returns.shape[1])
+                mean, var, count = combine_moments(mean, var, count, batch_mean, batch_var, returns.shape[1])
             elif valid[step].any():
-                self.rms.update(returns[step][valid[step]])
-            stds[step] = np.sqrt(self.rms.var + self.epsilon)
-        return _clip(rewards / stds[:, None], self.clip).astype(np.float32)
+                counted = returns[step][valid[step]]
+                batch_mean, batch_var = batch_moments(counted)
+                mean, var, count = combine_moments(mean, var, count, float(batch_mean), float(batch_var),
+                                                   len(counted))
+            stds.append(math.sqrt(var + self.epsilon))
+        rms.mean, rms.var, rms.count = np.float64(mean), np.float64(var), count
+        return _clip(rewards / np.array(stds)[:, None], self.clip).astype(np.float32)

@@ -49,7 +49,7 @@ def scaled_step_by_step(rewards, dones, valid, gamma):
     return np.stack(out), rms
 
 
-@pytest.mark.parametrize("num_envs", [1, 4, 9])
+@pytest.mark.parametrize("num_envs", [1, 4, 9, 64])
 @pytest.mark.parametrize("with_reset_steps", [False, True])
 def test_a_rollout_scaled_at_once_gives_the_numbers_of_step_by_step_scaling(num_envs, with_reset_steps):
     rng = np.random.default_rng(num_envs)
