@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import gymnasium as gym
 import numpy as np
 import torch
@@ -63,6 +65,13 @@ class ActorCritic(nn.Module):
     def sample(self, obs: torch.Tensor, noise: torch.Tensor | None = None) -> torch.Tensor:
         """An action for each observation (call under torch.no_grad in rollouts); ``noise`` as in ``act``."""
         return self.head.sample(self.outputs(obs)[0], noise)
+
+    def host_sampler(self) -> Callable[[np.ndarray, np.ndarray], np.ndarray] | None:
+        """Where a network offers one: ``sample`` as a function of NumPy arrays (observations, this step's
+        slice of ``head.rollout_noise``) to actions, on the parameters as they are when it is called. Only for
+        parameters in CPU memory, float32 rollouts (not under --bf16's autocast) and networks that evaluate
+        rollouts in batch (it gives no log-probabilities or values). None: use ``sample``."""
+        return None
 
     def evaluate(self, obs: torch.Tensor, action: torch.Tensor
                  ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

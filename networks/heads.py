@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -53,6 +54,11 @@ class CategoricalHead(nn.Module):
         if noise is None:
             noise = self._gumbel(torch.rand_like(logits))
         return torch.argmax(logits - noise, dim=-1)
+
+    @staticmethod
+    def sample_host(logits: np.ndarray, noise: np.ndarray) -> np.ndarray:
+        """``sample`` for NumPy arrays (a CPU rollout's host sampler): the same Gumbel-max with the same noise."""
+        return np.argmax(logits - noise, axis=-1)
 
     def log_prob(self, logits: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
         return _pick(torch.log_softmax(logits, dim=-1), action)

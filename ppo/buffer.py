@@ -102,9 +102,10 @@ class RolloutBuffer:
         # ~0.5 µs, through torch's indexing ~2.3 µs (store_step runs once per env step).
         self._host_rows = (self.obs.numpy(), self.actions.numpy()) if self.obs.device.type == "cpu" else None
 
-    def store_step(self, step: int, obs: torch.Tensor, action: torch.Tensor, action_host: np.ndarray) -> None:
+    def store_step(self, step: int, obs: torch.Tensor, action: torch.Tensor | None, action_host: np.ndarray
+                   ) -> None:
         """Stores a step's observations and actions; ``action_host`` is ``action`` as the NumPy array the env
-        was given."""
+        was given (on the CPU only that one is read: ``action`` may be None)."""
         if self._host_rows is None:
             self.obs[step] = obs
             self.actions[step] = action

@@ -195,18 +195,26 @@ def train(envs: VectorEnv, state: TrainState, cfg: TrainConfig, device: torch.de
         optimizer.param_groups[0]["lr"] = learning_rate
         buffer.final_values.zero_()
         noise = agent.head.rollout_noise(cfg.num_steps, cfg.num_envs, device)  # after rollout_start: rolled back too
+        # On the CPU, actions from NumPy where the network offers it (ActorCritic.host_sampler): same noise; the
+        # log-probabilities and values come from the batched evaluation after the rollout.
+        host_sample = agent.host_sampler() if (on_cpu and agent.evaluate_rollout_in_batch and noise is not None
+                                               and not cfg.bf16) else None
+        host_noise = noise.numpy() if host_sample is not None else None
 
         # The rollout and its evaluation without autograd, entered once (~1.2 µs per step when entered per step).
         with torch.no_grad(), mixed_precision(device, cfg.bf16):
             for step in range(cfg.num_steps):
                 global_step += cfg.num_envs
                 tick = time.perf_counter()
-                step_noise = None if noise is None else noise[step]
-                if agent.evaluate_rollout_in_batch:
-                    action = agent.sample(next_obs, step_noise)
+                if host_sample is not None:
+                    action, action_np = None, host_sample(next_obs.numpy(), host_noise[step])
                 else:
-                    action, buffer.logprobs[step], buffer.values[step] = agent.act(next_obs, noise=step_noise)
-                action_np = action.numpy() if on_cpu else action.cpu().numpy()
+                    step_noise = None if noise is None else noise[step]
+                    if agent.evaluate_rollout_in_batch:
+                        action = agent.sample(next_obs, step_noise)
+                    else:
+                        action, buffer.logprobs[step], buffer.values[step] = agent.act(next_obs, noise=step_noise)
+                    action_np = action.numpy() if on_cpu else action.cpu().numpy()
                 buffer.store_step(step, next_obs, action, action_np)
                 tock = time.perf_counter()
                 phases["inference"] += tock - tick

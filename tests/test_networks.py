@@ -107,6 +107,41 @@ def test_mlp_rollout_sample_runs_the_actor_alone_and_draws_as_act_does(action_sp
     assert torch.equal(sampled, acted)
 
 
+@pytest.mark.parametrize("n, obs_dtype", [(2, np.float32), (3, np.float64)])
+def test_mlp_host_sampler_draws_the_actions_of_sample(n, obs_dtype):
+    agent = MLPActorCritic(OBS, gym.spaces.Discrete(n))
+    with torch.no_grad():  # logits far from uniform, so that the actions depend on the network
+        agent.actor[4].weight.mul_(300)
+    sample_host = agent.host_sampler()
+
+    def both_samplers(seed):
+        generator = np.random.default_rng(seed)
+        host_actions, torch_actions = [], []
+        for _ in range(200):
+            obs = generator.normal(size=(16, 4)).astype(obs_dtype)
+            noise = agent.head.rollout_noise(1, 16)[0]
+            host_actions.append(sample_host(obs, noise.numpy()))
+            with torch.no_grad():
+                torch_actions.append(agent.sample(torch.from_numpy(obs), noise).numpy())
+        return np.stack(host_actions), np.stack(torch_actions)
+
+    torch.manual_seed(0)
+    host, reference = both_samplers(0)
+    assert host.dtype == np.int64 and host.shape == (200, 16)
+    np.testing.assert_array_equal(host, reference)
+    with torch.no_grad():  # in place, as the optimizer does: the sampler made before must see it
+        for parameter in agent.parameters():
+            parameter.add_(torch.randn_like(parameter), alpha=0.3)
+    torch.manual_seed(0)
+    host_after, reference_after = both_samplers(0)
+    np.testing.assert_array_equal(host_after, reference_after)
+    assert not np.array_equal(host_after, host)  # same observations and noise: the change did change actions
+
+
+def test_mlp_host_sampler_only_for_discrete_actions():
+    assert MLPActorCritic(OBS, gym.spaces.Box(-2, 2, (2,), np.float32)).host_sampler() is None
+
+
 def test_orthogonal_init_gains():
     agent = MLPActorCritic(OBS, gym.spaces.Discrete(2))
     for layer, gain in [(agent.actor[0], np.sqrt(2)), (agent.actor[4], 0.01), (agent.critic[4], 1.0)]:

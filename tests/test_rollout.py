@@ -48,3 +48,14 @@ def test_stored_log_probs_and_values_belong_to_the_stored_steps(entry, env_id, b
                 logprob = Normal(params[0], agent.head.log_std.exp()).log_prob(batch.actions[i]).sum()
             torch.testing.assert_close(batch.logprobs[i], logprob, atol=1e-5, rtol=1e-5)
             torch.testing.assert_close(batch.values[i], value[0], atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("flags, torch_sampling", [([], False), (["--bf16"], True)])
+def test_cpu_rollouts_sample_in_numpy_except_under_bf16(flags, torch_sampling, tmp_path, monkeypatch):
+    """The host sampler is what a float32 CPU rollout runs; under --bf16 the actions must come from the same
+    bfloat16 forward as the stored log-probabilities, so from torch."""
+    calls = []
+    sample = MLPActorCritic.sample
+    monkeypatch.setattr(MLPActorCritic, "sample", lambda *args: calls.append(1) or sample(*args))
+    assert main.main(["--environment-id", "CartPole-v1", *FLAGS, *flags, "--log-dir", str(tmp_path / "runs")]) == 0
+    assert len(calls) == (16 if torch_sampling else 0)
