@@ -8,6 +8,7 @@ from collections import deque
 from pathlib import Path
 
 import numpy as np
+from tensorboard.compat.proto.summary_pb2 import Summary
 from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
@@ -40,22 +41,29 @@ class RunLogger:
         self.bar = tqdm(total=total_steps, initial=start_step, unit="step", unit_scale=True, dynamic_ncols=True,
                         disable=not show_progress, desc="training")
 
+    def add_scalars(self, values: dict[str, float] | list[tuple[str, float]], global_step: int) -> None:
+        """Scalars at one step as one TensorBoard event (a Summary with several values, as ``add_scalar``
+        writes each of them): the event writer pays its costs per event, written in Python (serialization,
+        the record's CRC, a file open and close), about 20 µs an event."""
+        items = values.items() if isinstance(values, dict) else values
+        summary = Summary(value=[Summary.Value(tag=tag, simple_value=float(value)) for tag, value in items])
+        self.writer.file_writer.add_summary(summary, global_step)
+
     def episodes_finished(self, global_step: int, returns: np.ndarray, lengths: np.ndarray) -> None:
-        for episodic_return, length in zip(returns.tolist(), lengths.tolist(), strict=False):
-            self.writer.add_scalar("charts/episodic_return", episodic_return, global_step)
-            self.writer.add_scalar("charts/episodic_length", length, global_step)
-            self.recent_returns.append(episodic_return)
-            self.episodes += 1
+        returns, lengths = returns.tolist(), lengths.tolist()
+        self.add_scalars([item for episodic_return, length in zip(returns, lengths, strict=True)
+                          for item in (("charts/episodic_return", episodic_return),
+                                       ("charts/episodic_length", length))], global_step)
+        self.recent_returns.extend(returns)
+        self.episodes += len(returns)
 
     @property
     def mean_recent_return(self) -> float:
         return float(np.mean(self.recent_returns)) if self.recent_returns else float("nan")
 
     def update_finished(self, global_step: int, stats: dict[str, float], learning_rate: float, sps: float) -> None:
-        for key, value in stats.items():
-            self.writer.add_scalar(f"losses/{key}", value, global_step)
-        self.writer.add_scalar("charts/learning_rate", learning_rate, global_step)
-        self.writer.add_scalar("charts/SPS", sps, global_step)
+        self.add_scalars({**{f"losses/{key}": value for key, value in stats.items()},
+                          "charts/learning_rate": learning_rate, "charts/SPS": sps}, global_step)
         self.bar.set_postfix(SPS=f"{sps:,.0f}", ret=f"{self.mean_recent_return:.1f}", refresh=False)
         self.bar.update(global_step - self.bar.n)
 
