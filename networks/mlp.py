@@ -73,10 +73,14 @@ class MLPActorCritic(ActorCritic):
             return None
         (w1, b1), (w2, b2), (w3, b3) = ((weight.numpy().T, bias.numpy()) for weight, bias in layers)
         sample_host = self.head.sample_host
+        outputs: dict[int, list[np.ndarray]] = {}  # per batch size: each layer's output, written in place
 
         def sample(obs: np.ndarray, noise: np.ndarray) -> np.ndarray:
-            hidden = np.tanh(obs.astype(np.float32, copy=False) @ w1 + b1)
-            hidden = np.tanh(hidden @ w2 + b2)
-            return sample_host(hidden @ w3 + b3, noise)
+            if len(obs) not in outputs:
+                outputs[len(obs)] = [np.empty((len(obs), w.shape[1]), np.float32) for w in (w1, w2, w3)]
+            first, second, logits = outputs[len(obs)]
+            np.tanh(np.add(np.matmul(obs.astype(np.float32, copy=False), w1, out=first), b1, out=first), out=first)
+            np.tanh(np.add(np.matmul(first, w2, out=second), b2, out=second), out=second)
+            return sample_host(np.add(np.matmul(second, w3, out=logits), b3, out=logits), noise)
 
         return sample

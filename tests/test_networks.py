@@ -117,17 +117,18 @@ def test_mlp_host_sampler_draws_the_actions_of_sample(n, obs_dtype):
     def both_samplers(seed):
         generator = np.random.default_rng(seed)
         host_actions, torch_actions = [], []
-        for _ in range(200):
-            obs = generator.normal(size=(16, 4)).astype(obs_dtype)
-            noise = agent.head.rollout_noise(1, 16)[0]
+        for i in range(200):
+            size = (16, 5)[i % 2]  # batch sizes taking turns: each has its own outputs in the sampler
+            obs = generator.normal(size=(size, 4)).astype(obs_dtype)
+            noise = agent.head.rollout_noise(1, size)[0]
             host_actions.append(sample_host(obs, noise.numpy()))
             with torch.no_grad():
                 torch_actions.append(agent.sample(torch.from_numpy(obs), noise).numpy())
-        return np.stack(host_actions), np.stack(torch_actions)
+        return np.concatenate(host_actions), np.concatenate(torch_actions)
 
     torch.manual_seed(0)
     host, reference = both_samplers(0)
-    assert host.dtype == np.int64 and host.shape == (200, 16)
+    assert host.dtype == np.int64 and host.shape == (100 * 16 + 100 * 5,)
     np.testing.assert_array_equal(host, reference)
     with torch.no_grad():  # in place, as the optimizer does: the sampler made before must see it
         for parameter in agent.parameters():
