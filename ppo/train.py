@@ -194,6 +194,7 @@ def train(envs: VectorEnv, state: TrainState, cfg: TrainConfig, device: torch.de
         learning_rate = cfg.learning_rate * (1 - update / cfg.num_updates if cfg.anneal_lr else 1.0)
         optimizer.param_groups[0]["lr"] = learning_rate
         buffer.final_values.zero_()
+        buffer.truncated.fill(0.0)  # rows are written only at steps where an env was truncated
         noise = agent.head.rollout_noise(cfg.num_steps, cfg.num_envs, device)  # after rollout_start: rolled back too
         # On the CPU, actions from NumPy where the network offers it (ActorCritic.host_sampler): same noise; the
         # log-probabilities and values come from the batched evaluation after the rollout.
@@ -223,7 +224,6 @@ def train(envs: VectorEnv, state: TrainState, cfg: TrainConfig, device: torch.de
                 phases["env"] += time.perf_counter() - tock
                 buffer.rewards[step] = reward
                 buffer.terminated[step] = terminated
-                buffer.truncated[step] = 0.0
                 if np.count_nonzero(truncated):  # rare; a third of ndarray.any()'s cost (0.4 vs 1.4 µs)
                     # Time-limit truncation (not also a termination): value the true last observation.
                     bootstrap = truncated & ~terminated
