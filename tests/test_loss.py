@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from ppo.loss import LOSS_TERMS, ppo_loss, ratio_statistics
+from ppo.loss import LOSS_TERMS, _maximum, ppo_loss, ratio_statistics
 
 
 def hand_case(requires_grad=False):
@@ -67,3 +67,19 @@ def test_ratio_statistics_pool_the_samples_of_all_minibatches():
     expected_k3 = sum((r - 1) - math.log(r) for r in (1.5, 0.9, 1.0, 0.7)) / 4
     assert stats["approx_kl"].item() == pytest.approx(expected_k3)
     assert stats["old_approx_kl"].item() == pytest.approx(-sum(math.log(r) for r in (1.5, 0.9, 1.0, 0.7)) / 4)
+
+
+def test_maximum_gives_torch_maximums_values_and_gradients_where_tied_sides_agree():
+    # As in the PPO loss: both sides the same function of x wherever the clip is inactive, so they tie there.
+    torch.manual_seed(0)
+    advantages = torch.randn(1000)
+    x = (torch.rand(1000) * 1.2 + 0.4).requires_grad_()  # ratios, many inside [0.8, 1.2]
+    results = []
+    for maximum in (_maximum, torch.maximum):
+        x.grad = None
+        value = maximum(-advantages * x, -advantages * torch.clamp(x, 0.8, 1.2))
+        (value * torch.linspace(0.5, 2.0, 1000)).sum().backward()
+        results.append((value.detach(), x.grad.clone()))
+    (ours, our_grad), (torchs, torch_grad) = results
+    assert 300 < int((x.detach() - x.detach().clamp(0.8, 1.2) == 0).sum()) < 1000  # ties and clipped samples
+    assert torch.equal(ours, torchs) and torch.equal(our_grad, torch_grad)
