@@ -119,11 +119,14 @@ def main() -> None:
         ours.append(sps)
         phases.append(phase_seconds)
         theirs.append(run_sb3(args.preset, args.use_gpu, args.sb3_subproc))
-        print(f"pair {repeat + 1}: this project {ours[-1]:,.0f} SPS, Stable-Baselines3 {theirs[-1]:,.0f} SPS",
-              flush=True)
+        print(f"pair {repeat + 1}: this project {ours[-1]:,.0f} SPS, Stable-Baselines3 {theirs[-1]:,.0f} SPS "
+              f"({ours[-1] / theirs[-1]:.2f}x)", flush=True)
     ours_median, theirs_median = statistics.median(ours), statistics.median(theirs)
+    pair_ratios = sorted(a / b for a, b in zip(ours, theirs, strict=True))
     print(f"{args.preset}: this project {ours_median:,.0f} SPS | Stable-Baselines3 {theirs_median:,.0f} SPS | "
-          f"ratio {ours_median / theirs_median:.2f}x  ({preset['steps']:,} steps each, median of {args.repeats})")
+          f"ratio {ours_median / theirs_median:.2f}x  ({preset['steps']:,} steps each, median of {args.repeats}; "
+          f"the pairs' own ratios {pair_ratios[0]:.2f}-{pair_ratios[-1]:.2f}x, median "
+          f"{statistics.median(pair_ratios):.2f}x)")
     total = {name: statistics.median(p[name] for p in phases) for name in phases[0]}
     whole = sum(total.values())
     print("this project's time: " + ", ".join(f"{name} {seconds / whole:.0%}" for name, seconds in total.items()))
