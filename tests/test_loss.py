@@ -83,3 +83,34 @@ def test_maximum_gives_torch_maximums_values_and_gradients_where_tied_sides_agre
     (ours, our_grad), (torchs, torch_grad) = results
     assert 300 < int((x.detach() - x.detach().clamp(0.8, 1.2) == 0).sum()) < 1000  # ties and clipped samples
     assert torch.equal(ours, torchs) and torch.equal(our_grad, torch_grad)
+
+
+def test_gradients_are_those_of_the_textbook_formula():
+    """The loss's shortcuts (ties to one side, the clipped term out of the graph) give the very gradients of the
+    formula written plainly with torch.max, for the policy and the value alike."""
+    torch.manual_seed(1)
+    n, clip = 512, 0.2
+    old_logprobs, advantages = torch.randn(n) - 1, torch.randn(n)
+    old_values, returns = torch.randn(n), torch.randn(n)
+    new_logprobs = (old_logprobs + 0.3 * torch.randn(n)).requires_grad_()
+    new_values = (old_values + 0.3 * torch.randn(n)).requires_grad_()
+    entropy = torch.rand(n, requires_grad=True)
+
+    ppo_loss(new_logprobs, old_logprobs, advantages, new_values, old_values, returns, entropy, clip, 0.5, 0.01
+             ).loss.backward()
+    ours = [tensor.grad.clone() for tensor in (new_logprobs, new_values, entropy)]
+    for tensor in (new_logprobs, new_values, entropy):
+        tensor.grad = None
+
+    ratio = (new_logprobs - old_logprobs).exp()
+    normalized = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
+    policy = torch.max(-normalized * ratio, -normalized * torch.clamp(ratio, 1 - clip, 1 + clip)).mean()
+    clipped_values = old_values + torch.clamp(new_values - old_values, -clip, clip)
+    value = 0.5 * torch.max((new_values - returns) ** 2, (clipped_values - returns) ** 2).mean()
+    (policy - 0.01 * entropy.mean() + 0.5 * value).backward()
+    textbook = [tensor.grad for tensor in (new_logprobs, new_values, entropy)]
+
+    outside = ((ratio < 1 - clip) | (ratio > 1 + clip)).sum().item()
+    assert 50 < outside < n - 50  # both clipped and unclipped samples
+    for mine, theirs in zip(ours, textbook, strict=True):
+        assert torch.equal(mine, theirs)
