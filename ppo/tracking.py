@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import argparse
+import subprocess
+import sys
 import time
 from collections import deque
 from pathlib import Path
+from typing import IO
 
 import numpy as np
+from tensorboard.compat.proto.event_pb2 import Event, SessionLog
 from tensorboard.compat.proto.summary_pb2 import Summary
-from torch.utils.tensorboard import SummaryWriter
+from torch.utils.tensorboard.summary import text as text_summary
 from tqdm import tqdm
+
+from ppo import event_writer
 
 
 def run_name(env_id: str, exp_name: str, seed: int) -> str:
@@ -32,22 +38,57 @@ class RunLogger:
         that was interrupted) and the new events follow on from it."""
         self.run_dir = run_dir
         run_dir.mkdir(parents=True, exist_ok=True)
-        # purge_step: events at steps >= it are dropped; those up to start_step belong to completed updates.
-        self.writer = SummaryWriter(str(run_dir), purge_step=start_step + 1 if start_step else None)
-        if not start_step:
-            self.writer.add_text("hyperparameters", hyperparameter_table(args))
+        # The event file is written by a child process (ppo/event_writer.py, which says why); in a session of its
+        # own, so that a Ctrl-C meant for training does not cut it off before the last events are written.
+        self.events = subprocess.Popen([sys.executable, str(Path(event_writer.__file__)), str(run_dir)],
+                                       stdin=subprocess.PIPE, start_new_session=True)
+        self.event_stream: IO[bytes] | None = self.events.stdin
+        if start_step:
+            # TensorBoard drops the events at steps >= a session start's step: those of an interrupted rollout,
+            # after the last completed update at start_step (torch's SummaryWriter(purge_step=...) does the same).
+            purge = start_step + 1
+            self.add_event(Event(step=purge, file_version="brain.Event:2"))
+            self.add_event(Event(step=purge, session_log=SessionLog(status=SessionLog.START)))
+        else:
+            self.add_event(Event(step=0, summary=text_summary("hyperparameters", hyperparameter_table(args))))
         self.recent_returns: deque[float] = deque(maxlen=recent)
         self.episodes = 0
         self.bar = tqdm(total=total_steps, initial=start_step, unit="step", unit_scale=True, dynamic_ncols=True,
                         disable=not show_progress, desc="training")
 
+    def add_event(self, event: Event) -> None:
+        """Sends an event to the event writer (stamped with the wall time now, as SummaryWriter does). If the
+        writer has gone, says so once on stderr; training goes on."""
+        if self.event_stream is None:
+            return
+        event.wall_time = time.time()
+        try:
+            self.event_stream.write(event_writer.frame(event))
+        except OSError as error:
+            self._writer_gone(error)
+
+    def _writer_gone(self, error: OSError) -> None:
+        print(f"warning: TensorBoard events are no longer written ({error})", file=sys.stderr)
+        stream, self.event_stream = self.event_stream, None
+        try:
+            stream.close()  # closes the pipe even where flushing what is left fails
+        except OSError:
+            pass
+
     def add_scalars(self, values: dict[str, float] | list[tuple[str, float]], global_step: int) -> None:
         """Scalars at one step as one TensorBoard event (a Summary with several values, as ``add_scalar``
-        writes each of them): the event writer pays its costs per event, written in Python (serialization,
-        the record's CRC, a file open and close), about 20 µs an event."""
+        writes each of them): tensorboard's writer pays its costs per event, about 20 µs of Python each."""
         items = values.items() if isinstance(values, dict) else values
-        summary = Summary(value=[Summary.Value(tag=tag, simple_value=float(value)) for tag, value in items])
-        self.writer.file_writer.add_summary(summary, global_step)
+        self.add_event(Event(step=global_step, summary=Summary(
+            value=[Summary.Value(tag=tag, simple_value=float(value)) for tag, value in items])))
+
+    def flush(self) -> None:
+        """Hands the events so far to the writer process (the pipe's buffer is otherwise sent when full)."""
+        if self.event_stream is not None:
+            try:
+                self.event_stream.flush()
+            except OSError as error:
+                self._writer_gone(error)
 
     def episodes_finished(self, global_step: int, returns: np.ndarray, lengths: np.ndarray) -> None:
         returns, lengths = returns.tolist(), lengths.tolist()
@@ -64,6 +105,7 @@ class RunLogger:
     def update_finished(self, global_step: int, stats: dict[str, float], learning_rate: float, sps: float) -> None:
         self.add_scalars({**{f"losses/{key}": value for key, value in stats.items()},
                           "charts/learning_rate": learning_rate, "charts/SPS": sps}, global_step)
+        self.flush()  # once per update: TensorBoard shows each update's curves while the run goes on
         self.bar.set_postfix(SPS=f"{sps:,.0f}", ret=f"{self.mean_recent_return:.1f}", refresh=False)
         self.bar.update(global_step - self.bar.n)
 
@@ -71,7 +113,12 @@ class RunLogger:
         """Closes the writer and bar; returns the one-line summary of the run (``steps`` of which were done
         by this process, in ``seconds``)."""
         self.bar.close()
-        self.writer.close()
+        if self.event_stream is not None:
+            try:
+                self.event_stream.close()  # end of input: the writer writes what it has and exits
+            except OSError as error:
+                print(f"warning: TensorBoard events are no longer written ({error})", file=sys.stderr)
+        self.events.wait()
         returns = (f"mean return of the last {len(self.recent_returns)} episodes: {self.mean_recent_return:.2f}"
                    if self.recent_returns else "no episode finished yet")
         resumed = f" (resumed at {global_step - steps:,})" if steps != global_step else ""

@@ -1,4 +1,6 @@
 import argparse
+import gc
+import os
 
 import numpy as np
 import pytest
@@ -20,3 +22,29 @@ def test_run_logger_writes_each_episode_and_update_scalar_at_its_step(tmp_path):
     assert scalars["charts/SPS"] == [(16, 1000.0)]
     assert scalars["charts/learning_rate"] == [(16, pytest.approx(2.5e-4))]  # stored as float32
     assert logger.episodes == 3 and logger.mean_recent_return == pytest.approx(7.0 / 3)
+
+
+def test_events_are_written_by_a_child_process_that_a_ctrl_c_does_not_reach(tmp_path):
+    logger = RunLogger(tmp_path / "run", argparse.Namespace(seed=1), total_steps=64, show_progress=False)
+    child = logger.events.pid
+    assert child != os.getpid() and os.getsid(child) != os.getsid(0)  # its own session: no terminal's SIGINT
+    logger.update_finished(8, {"policy_loss": 0.5}, learning_rate=1e-3, sps=10.0)
+    logger.close(8, 8, 1.0)
+    assert logger.events.returncode == 0
+    assert read_scalars(tmp_path / "run")["losses/policy_loss"] == [(8, 0.5)]
+
+
+def test_training_goes_on_when_the_event_writer_is_gone(tmp_path, capsys):
+    logger = RunLogger(tmp_path / "run", argparse.Namespace(seed=1), total_steps=64, show_progress=False)
+    logger.events.kill()
+    logger.events.wait()
+    for step in range(1, 200):  # enough to fill the pipe's buffer and flush into the closed pipe
+        logger.episodes_finished(step, np.array([float(step)]), np.array([step]))
+        logger.update_finished(step, {"policy_loss": 0.5}, learning_rate=1e-3, sps=10.0)
+    assert logger.episodes == 199
+    logger.close(199, 199, 1.0)
+    del logger  # nothing left to flush into the broken pipe at garbage collection
+    gc.collect()
+    err = capsys.readouterr().err
+    assert err.count("TensorBoard events") == 1 and err.startswith("warning: TensorBoard events are no longer written")
+    assert "Exception ignored" not in err
