@@ -117,7 +117,7 @@ class RunLogger:
             try:
                 self.event_stream.close()  # end of input: the writer writes what it has and exits
             except OSError as error:
-                print(f"warning: TensorBoard events are no longer written ({error})", file=sys.stderr)
+                self._writer_gone(error)
         self.events.wait()
         returns = (f"mean return of the last {len(self.recent_returns)} episodes: {self.mean_recent_return:.2f}"
                    if self.recent_returns else "no episode finished yet")
