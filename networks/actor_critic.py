@@ -41,6 +41,8 @@ class ActorCritic(nn.Module):
     # after it; the parameters do not change within a rollout, so the numbers are the same. False where one
     # forward gives all three (a shared trunk): then ``act`` per step.
     evaluate_rollout_in_batch = False
+    # The layout its convolutions want image batches in (the rollout buffer stores frames that way).
+    memory_format = torch.contiguous_format
 
     def forward(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         raise NotImplementedError

@@ -62,6 +62,15 @@ def minibatch_indices(batch_size: int, num_minibatches: int, generator: torch.Ge
     return list(permutation.tensor_split(num_minibatches))
 
 
+def take_rows(x: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+    """``x[idx]`` along the first dimension, in ``x``'s memory layout, with ``index_select``: it copies whole
+    rows where advanced indexing copies element by element (256 Atari frames 2.4 -> 0.1 ms, 128 floats 3.0 ->
+    1.5 µs). Frames stored channels_last are gathered as the NHWC rows they are in memory."""
+    if x.dim() == 4 and not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last):
+        return x.permute(0, 2, 3, 1).index_select(0, idx).permute(0, 3, 1, 2)
+    return x.index_select(0, idx)
+
+
 @dataclass
 class Batch:
     """A rollout flattened to [T·N, ...] for the update."""
@@ -83,10 +92,21 @@ class RolloutBuffer:
     """
 
     def __init__(self, num_steps: int, num_envs: int, obs_shape: tuple[int, ...], obs_dtype: torch.dtype,
-                 action_shape: tuple[int, ...], action_dtype: torch.dtype, device: torch.device) -> None:
+                 action_shape: tuple[int, ...], action_dtype: torch.dtype, device: torch.device,
+                 obs_memory_format: torch.memory_format = torch.contiguous_format) -> None:
         self.num_steps, self.num_envs, self.device = num_steps, num_envs, device
         shape = (num_steps, num_envs)
-        self.obs = torch.zeros(shape + obs_shape, dtype=obs_dtype, device=device)
+        # Image observations for a network whose convolutions run channels_last are stored that way, [T, N, H, W,
+        # C] in memory (``obs`` is the [T, N, C, H, W] view of it): each frame is transposed once, when stored,
+        # instead of once per minibatch that takes it (measured: a 256-frame Atari minibatch's gather and
+        # conversion 7.5 -> 1.9 ms).
+        self._channels_last = obs_memory_format == torch.channels_last and len(obs_shape) == 3
+        if self._channels_last:
+            channels, height, width = obs_shape
+            self.obs = torch.zeros(shape + (height, width, channels), dtype=obs_dtype, device=device
+                                   ).permute(0, 1, 4, 2, 3)
+        else:
+            self.obs = torch.zeros(shape + obs_shape, dtype=obs_dtype, device=device)
         self.actions = torch.zeros(shape + action_shape, dtype=action_dtype, device=device)
         self.logprobs = torch.zeros(shape, device=device)
         self.values = torch.zeros(shape, device=device)
@@ -98,20 +118,32 @@ class RolloutBuffer:
         self.truncated = np.zeros(shape, np.float32)
         # False for a reset step of a NEXT_STEP vector env: its action was ignored, it is not a transition.
         self.valid = np.ones(shape, bool)
-        # On the CPU, NumPy views of the observation and action storage: a row written through them costs
-        # ~0.5 µs, through torch's indexing ~2.3 µs (store_step runs once per env step).
-        self._host_rows = (self.obs.numpy(), self.actions.numpy()) if self.obs.device.type == "cpu" else None
+        # On the CPU, NumPy views of the action storage and (unless stored transposed) the observation storage: a
+        # row written through them costs ~0.5 µs, through torch's indexing ~2.3 µs (once per env step).
+        on_cpu = self.obs.device.type == "cpu"
+        self._host_obs = self.obs.numpy() if on_cpu and not self._channels_last else None
+        self._host_actions = self.actions.numpy() if on_cpu else None
 
-    def store_step(self, step: int, obs: torch.Tensor, action: torch.Tensor | None, action_host: np.ndarray
-                   ) -> None:
-        """Stores a step's observations and actions; ``action_host`` is ``action`` as the NumPy array the env
-        was given (on the CPU only that one is read: ``action`` may be None)."""
-        if self._host_rows is None:
-            self.obs[step] = obs
-            self.actions[step] = action
+    def store_obs(self, step: int, obs: torch.Tensor) -> torch.Tensor:
+        """Stores a step's observations; returns them as the network should read them: ``obs`` itself, or the
+        stored row where the storage is channels_last (then already in the convolutions' layout)."""
+        if self._host_obs is not None:
+            self._host_obs[step] = obs.numpy()
+            return obs
+        if self._channels_last:
+            row = self.obs[step]
+            row.copy_(obs)  # torch's transposing copy: 0.1 ms for 8 Atari frames, NumPy's 0.3
+            return row
+        self.obs[step] = obs
+        return obs
+
+    def store_action(self, step: int, action: torch.Tensor | None, action_host: np.ndarray) -> None:
+        """Stores a step's actions; ``action_host`` is ``action`` as the NumPy array the env was given (on the
+        CPU only that one is read: ``action`` may be None)."""
+        if self._host_actions is not None:
+            self._host_actions[step] = action_host
         else:
-            self._host_rows[0][step] = obs.numpy()
-            self._host_rows[1][step] = action_host
+            self.actions[step] = action
 
     def compute_advantages(self, next_value: torch.Tensor, gamma: float, gae_lambda: float
                            ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -135,5 +167,5 @@ class RolloutBuffer:
         if self.valid.all():
             return batch
         keep = torch.from_numpy(np.flatnonzero(self.valid)).to(self.device)
-        return Batch(*(field[keep] for field in (batch.obs, batch.actions, batch.logprobs, batch.values,
-                                                  batch.advantages, batch.returns)))
+        return Batch(*(take_rows(field, keep) for field in (batch.obs, batch.actions, batch.logprobs, batch.values,
+                                                             batch.advantages, batch.returns)))

@@ -19,7 +19,7 @@ from torch import nn
 from torch.optim.adam import adam
 
 from networks.actor_critic import ActorCritic
-from ppo.buffer import Batch, RolloutBuffer, minibatch_indices
+from ppo.buffer import Batch, RolloutBuffer, minibatch_indices, take_rows
 from ppo.checkpoint import rng_states, set_rng_states
 from ppo.config import TrainConfig
 from ppo.flat_parameters import flatten_parameters
@@ -126,11 +126,12 @@ def update_policy(agent: ActorCritic, optimizer: torch.optim.Optimizer, batch: B
     for _ in range(cfg.num_epochs):
         for idx in minibatch_indices(len(batch.obs), cfg.num_minibatches, device=batch.obs.device, uneven_ok=True):
             with mixed_precision(batch.obs.device, cfg.bf16):
-                new_logprobs, entropy, new_values = agent.evaluate(batch.obs[idx], batch.actions[idx])
+                new_logprobs, entropy, new_values = agent.evaluate(take_rows(batch.obs, idx),
+                                                                   take_rows(batch.actions, idx))
             loss, step_terms, log_ratio = ppo_loss(
-                new_logprobs, batch.logprobs[idx], batch.advantages[idx], new_values, batch.values[idx],
-                batch.returns[idx], entropy, cfg.clip_coef, cfg.vf_coef, cfg.ent_coef,
-                clip_value_loss=cfg.clip_value_loss)
+                new_logprobs, take_rows(batch.logprobs, idx), take_rows(batch.advantages, idx), new_values,
+                take_rows(batch.values, idx), take_rows(batch.returns, idx), entropy, cfg.clip_coef, cfg.vf_coef,
+                cfg.ent_coef, clip_value_loss=cfg.clip_value_loss)
             for parameter in parameters:  # in place: the flat parameter's gradient is what the agent's are views of
                 if parameter.grad is not None:
                     parameter.grad.zero_()
@@ -158,7 +159,7 @@ def train(envs: VectorEnv, state: TrainState, cfg: TrainConfig, device: torch.de
     obs_space = envs.single_observation_space
     obs_dtype = torch.uint8 if obs_space.dtype == np.uint8 else torch.float32
     buffer = RolloutBuffer(cfg.num_steps, cfg.num_envs, obs_space.shape, obs_dtype, agent.head.action_shape,
-                           agent.head.action_dtype, device)
+                           agent.head.action_dtype, device, agent.memory_format)
 
     on_cpu = device.type == "cpu"
 
@@ -207,16 +208,17 @@ def train(envs: VectorEnv, state: TrainState, cfg: TrainConfig, device: torch.de
             for step in range(cfg.num_steps):
                 global_step += cfg.num_envs
                 tick = time.perf_counter()
+                obs = buffer.store_obs(step, next_obs)
                 if host_sample is not None:
-                    action, action_np = None, host_sample(next_obs.numpy(), host_noise[step])
+                    action, action_np = None, host_sample(obs.numpy(), host_noise[step])
                 else:
                     step_noise = None if noise is None else noise[step]
                     if agent.evaluate_rollout_in_batch:
-                        action = agent.sample(next_obs, step_noise)
+                        action = agent.sample(obs, step_noise)
                     else:
-                        action, buffer.logprobs[step], buffer.values[step] = agent.act(next_obs, noise=step_noise)
+                        action, buffer.logprobs[step], buffer.values[step] = agent.act(obs, noise=step_noise)
                     action_np = action.numpy() if on_cpu else action.cpu().numpy()
-                buffer.store_step(step, next_obs, action, action_np)
+                buffer.store_action(step, action, action_np)
                 tock = time.perf_counter()
                 phases["inference"] += tock - tick
 

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from ppo.buffer import RolloutBuffer, compute_gae, minibatch_indices
+from ppo.buffer import RolloutBuffer, compute_gae, minibatch_indices, take_rows
 
 GAMMA, LAMBDA = 0.9, 0.8
 
@@ -65,21 +65,51 @@ def test_minibatches_refuse_uneven_split():
         minibatch_indices(10, 3)
 
 
-@pytest.mark.parametrize("obs_shape, obs_dtype, action_shape, action_dtype", [
-    ((4,), torch.float32, (), torch.long),  # CartPole: float observations, discrete actions
-    ((4, 84, 84), torch.uint8, (), torch.long),  # Atari frames
-    ((3,), torch.float32, (1,), torch.float32),  # Pendulum: continuous actions
+@pytest.mark.parametrize("obs_shape, obs_dtype, action_shape, action_dtype, memory_format", [
+    ((4,), torch.float32, (), torch.long, torch.contiguous_format),  # CartPole: float observations, discrete
+    ((4, 84, 84), torch.uint8, (), torch.long, torch.contiguous_format),  # Atari frames
+    ((4, 84, 84), torch.uint8, (), torch.long, torch.channels_last),  # Atari frames for channels_last convolutions
+    ((3,), torch.float32, (1,), torch.float32, torch.channels_last),  # Pendulum (1-D: no layout to change)
 ])
-def test_store_step_writes_the_rows_the_update_reads(obs_shape, obs_dtype, action_shape, action_dtype):
-    # On the CPU rows go through NumPy views of the storage: they must land in the tensors themselves.
-    buffer = RolloutBuffer(3, 2, obs_shape, obs_dtype, action_shape, action_dtype, torch.device("cpu"))
+def test_stored_rows_are_the_rows_the_update_reads(obs_shape, obs_dtype, action_shape, action_dtype, memory_format):
+    # On the CPU rows go through NumPy views of the storage (or a transposing copy): they must land in the
+    # tensors themselves, and what store_obs returns is what the network is given.
+    buffer = RolloutBuffer(3, 2, obs_shape, obs_dtype, action_shape, action_dtype, torch.device("cpu"),
+                           memory_format)
     generator = torch.Generator().manual_seed(0)
     rows = []
     for step in range(3):
         obs = (torch.rand((2, *obs_shape), generator=generator) * 200).to(obs_dtype)
         action = (torch.rand((2, *action_shape), generator=generator) * 5).to(action_dtype)
-        buffer.store_step(step, obs, action, action.numpy())
+        given = buffer.store_obs(step, obs)
+        buffer.store_action(step, action, action.numpy())
+        assert torch.equal(given, obs)
         rows.append((obs, action))
     assert torch.equal(buffer.obs, torch.stack([obs for obs, _ in rows]))
     assert torch.equal(buffer.actions, torch.stack([action for _, action in rows]))
-    assert buffer.obs.flatten(0, 1).shape == (6, *obs_shape)
+    flat = buffer.obs.flatten(0, 1)
+    assert flat.shape == (6, *obs_shape)
+    frames_transposed = memory_format == torch.channels_last and len(obs_shape) == 3
+    assert flat.is_contiguous(memory_format=memory_format) if frames_transposed else flat.is_contiguous()
+    assert given.is_contiguous(memory_format=memory_format) if frames_transposed else given is obs
+
+
+@pytest.mark.parametrize("memory_format", [torch.contiguous_format, torch.channels_last])
+def test_take_rows_is_indexing_in_the_same_layout(memory_format):
+    frames = torch.randint(0, 256, (10, 4, 6, 5), dtype=torch.uint8).contiguous(memory_format=memory_format)
+    idx = torch.tensor([7, 0, 3, 3, 9])
+    taken = take_rows(frames, idx)
+    assert torch.equal(taken, frames[idx])
+    assert taken.is_contiguous(memory_format=memory_format)
+    values = torch.randn(10)
+    assert torch.equal(take_rows(values, idx), values[idx])
+
+
+def test_flatten_drops_reset_steps_keeping_the_frame_layout():
+    buffer = RolloutBuffer(2, 3, (4, 6, 5), torch.uint8, (), torch.long, torch.device("cpu"), torch.channels_last)
+    buffer.obs.copy_(torch.randint(0, 256, buffer.obs.shape, dtype=torch.uint8))
+    buffer.valid[1, 0] = False  # env 0's second step was a reset step
+    batch = buffer.flatten(torch.arange(6.0).view(2, 3), torch.zeros(2, 3))
+    assert batch.advantages.tolist() == [0.0, 1.0, 2.0, 4.0, 5.0]
+    assert torch.equal(batch.obs, buffer.obs.flatten(0, 1)[[0, 1, 2, 4, 5]])
+    assert batch.obs.is_contiguous(memory_format=torch.channels_last)
