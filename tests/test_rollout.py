@@ -6,6 +6,7 @@ import copy
 
 import pytest
 import torch
+from conftest import only_run_dir
 from torch.distributions import Categorical, Normal
 
 import main
@@ -59,3 +60,34 @@ def test_cpu_rollouts_sample_in_numpy_except_under_bf16(flags, torch_sampling, t
     monkeypatch.setattr(MLPActorCritic, "sample", lambda *args: calls.append(1) or sample(*args))
     assert main.main(["--environment-id", "CartPole-v1", *FLAGS, *flags, "--log-dir", str(tmp_path / "runs")]) == 0
     assert len(calls) == (16 if torch_sampling else 0)
+
+
+def test_frames_stored_channels_last_train_the_same_weights(tmp_path, monkeypatch):
+    # The CPU CNN's rollout buffer keeps frames in the convolutions' layout (NHWC) and gathers minibatches as
+    # such: training must come out bit for bit as with frames stored as the env gives them (NCHW), including
+    # the update after dropped reset steps (a lost life on the ale-vector backend).
+    batches = []
+    update_policy = ppo.train.update_policy
+
+    def spy(agent, optimizer, batch, cfg):
+        batches.append((len(batch.obs), batch.obs.is_contiguous()))
+        return update_policy(agent, optimizer, batch, cfg)
+
+    monkeypatch.setattr(ppo.train, "update_policy", spy)
+    flags = ["--environment-id", "ALE/Breakout-v5", "--num-envs", "2", "--num-steps-collected", "64",
+             "--num-mini-batches", "2", "--num-epochs", "2", "--total-timesteps", "256", "--no-progress"]
+    assert main_atari.main([*flags, "--log-dir", str(tmp_path / "nhwc")]) == 0
+    buffer_class = ppo.train.RolloutBuffer
+
+    def as_given(*args, obs_memory_format=None, **kwargs):  # NCHW storage whatever the network asks for
+        return buffer_class(*args[:7], **kwargs)
+
+    monkeypatch.setattr(ppo.train, "RolloutBuffer", as_given)
+    assert main_atari.main([*flags, "--log-dir", str(tmp_path / "nchw")]) == 0
+    assert [contiguous for _, contiguous in batches] == [False, False, True, True]
+    assert min(size for size, _ in batches) < 128  # reset steps were dropped
+    assert [size for size, _ in batches[:2]] == [size for size, _ in batches[2:]]
+    nhwc, nchw = (torch.load(only_run_dir(tmp_path / name) / "model.pt", weights_only=True)["model"]
+                  for name in ("nhwc", "nchw"))
+    assert nhwc.keys() == nchw.keys()
+    assert all(torch.equal(nhwc[key], nchw[key]) for key in nhwc)
