@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 from collections import deque
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO
 
@@ -59,11 +60,15 @@ class RunLogger:
     def add_event(self, event: Event) -> None:
         """Sends an event to the event writer (stamped with the wall time now, as SummaryWriter does). If the
         writer has gone, says so once on stderr; training goes on."""
+        event.wall_time = time.time()
+        self._to_writer(lambda stream: stream.write(event_writer.frame(event)))
+
+    def _to_writer(self, operation: Callable[[IO[bytes]], object]) -> None:
+        """``operation`` on the pipe to the event writer, while there is one; if it fails, the writer has gone."""
         if self.event_stream is None:
             return
-        event.wall_time = time.time()
         try:
-            self.event_stream.write(event_writer.frame(event))
+            operation(self.event_stream)
         except OSError as error:
             self._writer_gone(error)
 
@@ -84,11 +89,7 @@ class RunLogger:
 
     def flush(self) -> None:
         """Hands the events so far to the writer process (the pipe's buffer is otherwise sent when full)."""
-        if self.event_stream is not None:
-            try:
-                self.event_stream.flush()
-            except OSError as error:
-                self._writer_gone(error)
+        self._to_writer(lambda stream: stream.flush())
 
     def episodes_finished(self, global_step: int, returns: np.ndarray, lengths: np.ndarray) -> None:
         returns, lengths = returns.tolist(), lengths.tolist()
@@ -113,11 +114,7 @@ class RunLogger:
         """Closes the writer and bar; returns the one-line summary of the run (``steps`` of which were done
         by this process, in ``seconds``)."""
         self.bar.close()
-        if self.event_stream is not None:
-            try:
-                self.event_stream.close()  # end of input: the writer writes what it has and exits
-            except OSError as error:
-                self._writer_gone(error)
+        self._to_writer(lambda stream: stream.close())  # end of input: the writer writes what it has and exits
         self.events.wait()
         returns = (f"mean return of the last {len(self.recent_returns)} episodes: {self.mean_recent_return:.2f}"
                    if self.recent_returns else "no episode finished yet")
