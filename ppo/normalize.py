@@ -45,13 +45,8 @@ class RunningMeanStd:
         self.count = epsilon
 
     def update(self, batch: np.ndarray) -> None:
-        self.update_from_moments(*batch_moments(batch), batch.shape[0])
-
-    def update_from_moments(self, batch_mean: np.ndarray | float, batch_var: np.ndarray | float,
-                            batch_count: int) -> None:
-        """``update`` with a batch's mean and (population) variance already computed."""
-        self.mean, self.var, self.count = combine_moments(self.mean, self.var, self.count, batch_mean, batch_var,
-                                                          batch_count)
+        self.mean, self.var, self.count = combine_moments(self.mean, self.var, self.count, *batch_moments(batch),
+                                                          batch.shape[0])
 
     def state_dict(self) -> dict:
         return {"mean": self.mean.copy(), "var": self.var.copy(), "count": self.count}
@@ -110,7 +105,7 @@ class RewardScaler:
             columns.append(column)
             ends.append(total)
         self.returns = np.array(ends, np.float64)
-        returns = np.ascontiguousarray(np.array(columns, np.float64).reshape(rewards.shape[::-1]).T)
+        returns = np.ascontiguousarray(np.array(columns, np.float64).T)  # [env, step] -> [step, env]
 
         means, variances = batch_moments(returns, axis=1)  # each step's row, as RunningMeanStd.update takes it
         rms = self.rms
