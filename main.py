@@ -7,9 +7,10 @@ import sys
 import gymnasium as gym
 
 from networks import MLPActorCritic
+from ppo.cli import checked
 from ppo.config import CLASSIC, add_normalization_flags, build_parser, check_batch, select_device
 from ppo.normalize import ObservationNormalizer, RewardScaler
-from ppo.runner import checked, parse_arguments, run_training
+from ppo.runner import parse_arguments, run_training
 from wrappers.classic import check_classic_env, check_vec_backend, make_classic_envs
 
 
@@ -37,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
         args, "main",
         make_envs=lambda video_dir: make_classic_envs(args.environment_id, args.num_envs, video_dir,
                                                       args.vec_backend),
-        make_agent=lambda envs: MLPActorCritic(observation_space, action_space),
+        make_agent=lambda envs: MLPActorCritic(observation_space, action_space, device=device),
         device=device, obs_normalizer=obs_normalizer, reward_scaler=reward_scaler, resumed=resumed,
     )
 

@@ -5,9 +5,11 @@ from __future__ import annotations
 import sys
 
 from networks.cnn import NatureCNNActorCritic
+from ppo.cli import checked
 from ppo.config import ATARI, add_atari_flags, build_parser, check_batch, select_device
-from ppo.runner import checked, parse_arguments, run_training
-from wrappers.atari import check_atari_env, choose_env_backend, make_atari_envs
+from ppo.runner import parse_arguments, run_training
+from wrappers.atari import check_atari_env
+from wrappers.atari_backends import choose_env_backend, make_atari_envs
 from wrappers.envpool_atari import check_envpool
 
 
@@ -30,7 +32,7 @@ def main(argv: list[str] | None = None) -> int:
         make_envs=lambda video_dir: make_atari_envs(args.environment_id, args.num_envs, video_dir,
                                                     args.vec_backend, args.env_backend),
         make_agent=lambda envs: NatureCNNActorCritic(envs.single_observation_space, envs.single_action_space,
-                                                     channels_last=device.type == "cpu"),
+                                                     device=device),
         device=device, resumed=resumed,
     )
 

@@ -4,11 +4,14 @@
     python bench/throughput.py --preset cartpole            # CartPole-v1, main.py defaults
     python bench/throughput.py --preset atari               # Breakout, main_atari.py defaults
     python bench/throughput.py --preset atari --use-gpu --steps 32768   # both sides on CUDA
+    python bench/throughput.py --whole-process --repeats 5  # `python main.py` as a user times it, start-up included
 
 Both sides train the same env with the same env count, rollout length, minibatches, epochs and network, in
 separate processes, alternating A B A B; each side's median steps per second (training loop only, set-up
 excluded) and the ratio are printed, then where this project's time went (env stepping, rollout inference, GAE,
-update). Run it alone: it measures a shared machine.
+update). With --whole-process, a default `python main.py` (CartPole-v1, 25,000 steps) and the same run of
+Stable-Baselines3 are each timed as a whole process by /usr/bin/time, start-up included, the way a user times
+them. Run it alone: it measures a shared machine.
 """
 
 from __future__ import annotations
@@ -90,6 +93,30 @@ def run_sb3(preset_name: str, use_gpu: bool, subproc: bool) -> float:
     return json.loads(out.strip().splitlines()[-1])["sps"]
 
 
+def whole_process_seconds(command: list[str]) -> float:
+    """Wall-clock seconds of ``command`` as /usr/bin/time measures it: interpreter start, imports, training, exit."""
+    with tempfile.TemporaryDirectory() as log_dir:
+        out = subprocess.run(["/usr/bin/time", "-f", "%e", *command, *(["--log-dir", log_dir, "--no-progress"]
+                                                                       if "main.py" in command[1] else [])],
+                             check=True, capture_output=True, text=True, cwd=ROOT)
+    return float(out.stderr.strip().splitlines()[-1])
+
+
+def compare_whole_processes(repeats: int) -> None:
+    ours_command = [sys.executable, "main.py"]
+    theirs_command = [sys.executable, __file__, "--sb3-worker", "cartpole", "--steps", "25000"]
+    ours, theirs = [], []
+    for repeat in range(repeats):
+        ours.append(whole_process_seconds(ours_command))
+        theirs.append(whole_process_seconds(theirs_command))
+        print(f"pair {repeat + 1}: python main.py {ours[-1]:.2f} s, Stable-Baselines3 {theirs[-1]:.2f} s "
+              f"({theirs[-1] / ours[-1]:.2f}x)", flush=True)
+    pair_ratios = sorted(b / a for a, b in zip(ours, theirs, strict=True))
+    print(f"whole process: python main.py {statistics.median(ours):.2f} s | Stable-Baselines3 "
+          f"{statistics.median(theirs):.2f} s | ratio {statistics.median(theirs) / statistics.median(ours):.2f}x "
+          f"(median of {repeats}; the pairs' own ratios {pair_ratios[0]:.2f}-{pair_ratios[-1]:.2f}x)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--preset", choices=sorted(PRESETS), default="cartpole")
@@ -101,6 +128,8 @@ def main() -> None:
     parser.add_argument("--sb3-subproc", action="store_true",
                         help="atari: Stable-Baselines3 steps its envs in subprocesses (SubprocVecEnv) instead of its "
                              "default DummyVecEnv; pair it with '-- --vec-backend async' for this project")
+    parser.add_argument("--whole-process", action="store_true",
+                        help="time a default `python main.py` and the same Stable-Baselines3 run as whole processes")
     parser.add_argument("--sb3-worker", help=argparse.SUPPRESS)
     parser.add_argument("extra", nargs="*", help="extra flags for this project's script, after --")
     args = parser.parse_args()
@@ -110,6 +139,9 @@ def main() -> None:
         PRESETS[args.preset]["steps"] = args.steps
     if args.sb3_worker:
         sb3_worker(args.sb3_worker, "cuda" if args.use_gpu else "cpu", args.sb3_subproc)
+        return
+    if args.whole_process:
+        compare_whole_processes(args.repeats)
         return
 
     preset = PRESETS[args.preset]

@@ -12,15 +12,14 @@ from networks.actor_critic import ActorCritic, layer_init, make_head
 class NatureCNNActorCritic(ActorCritic):
     """Conv 32 8x8/4 -> 64 4x4/2 -> 64 3x3/1 -> 512 ReLU, shared by the actor (gain 0.01) and critic (gain 1).
 
-    Observations arrive as uint8 (that is how the rollout buffer stores them: a quarter of the memory of float)
-    and are scaled by 1/255 here. With ``channels_last`` the convolutions run in NHWC layout, which oneDNN
-    executes about 1.5x faster on CPU (measured: one epoch of four 256-frame minibatches, 0.36 s -> 0.24 s).
+    Observations arrive as uint8 (a quarter of the memory of float32 in the rollout buffer) and are scaled by 1/255
+    here. On the CPU the convolutions run channels_last (NHWC), which oneDNN computes faster than NCHW
+    (docs/performance.md); ``input_memory_format`` tells the rollout buffer to store frames that way.
     """
 
     def __init__(self, observation_space: gym.spaces.Box, action_space: gym.Space,
-                 channels_last: bool = False) -> None:
+                 device: torch.device | str = "cpu") -> None:
         super().__init__()
-        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
         channels, height, width = observation_space.shape
         self.head = make_head(action_space)
         convs = nn.Sequential(
@@ -34,14 +33,15 @@ class NatureCNNActorCritic(ActorCritic):
         self.trunk = nn.Sequential(convs, layer_init(nn.Linear(flat, 512)), nn.ReLU())
         self.actor = layer_init(nn.Linear(512, self.head.num_outputs), std=0.01)
         self.critic = layer_init(nn.Linear(512, 1), std=1.0)
-        self.to(memory_format=self.memory_format)
+        on_cpu = torch.device(device).type == "cpu"
+        self.input_memory_format = torch.channels_last if on_cpu else torch.contiguous_format
+        self.to(device, memory_format=self.input_memory_format)
 
     def forward(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         # Straight to the dtype the first convolution runs in (bfloat16 under --bf16's autocast): one pass over
         # the frames instead of a float32 copy that autocast would then convert again.
         device = obs.device.type
         dtype = torch.get_autocast_dtype(device) if torch.is_autocast_enabled(device) else torch.float32
-        frames = obs.contiguous(memory_format=self.memory_format).to(dtype).div_(255.0)
+        frames = obs.contiguous(memory_format=self.input_memory_format).to(dtype).div_(255.0)
         hidden = self.trunk(frames)
         return self.actor(hidden), self.critic(hidden).squeeze(-1)
-

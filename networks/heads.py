@@ -1,16 +1,15 @@
 """Action distributions as plain tensor functions.
 
-torch.distributions objects validate arguments and allocate on every call; in the rollout loop that overhead is
-paid once per env step. These heads compute the same quantities directly (tests compare them with
-torch.distributions), and each exposes one interface: sample, log_prob, entropy, log_prob_and_entropy (what the
-update needs, sharing intermediate results), mode, and rollout_noise (a rollout's sampling noise drawn at once).
+torch.distributions objects validate their arguments and allocate on every call, once per env step in a rollout.
+These heads compute the same quantities directly (test_networks.py compares them with torch.distributions), each
+with one interface: sample, log_prob, entropy, log_prob_and_entropy (what the update needs, sharing intermediate
+results) and mode.
 """
 
 from __future__ import annotations
 
 import math
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -35,30 +34,11 @@ class CategoricalHead(nn.Module):
         self.action_shape: tuple[int, ...] = ()
         self.action_dtype = torch.long
 
-    def rollout_noise(self, num_steps: int, num_envs: int, device: torch.device | str = "cpu") -> torch.Tensor:
-        """The Gumbel noise of a whole rollout, drawn at once: [num_steps, num_envs, n], for ``sample``'s
-        ``noise`` one step at a time. torch's CPU generator hands out uniforms one number after another, so on
-        the CPU these are the numbers that drawing each step's noise in turn would give (a test checks the actions
-        are the same), for a slice per step instead of five ops (6.5 -> 2.8 µs per CartPole rollout step); on
-        CUDA, one kernel launch per rollout instead of five per step."""
-        return self._gumbel(torch.rand(num_steps, num_envs, self.num_outputs, device=device))
-
-    @staticmethod
-    def _gumbel(uniform: torch.Tensor) -> torch.Tensor:
-        """log(-log U): minus standard Gumbel noise."""
-        return torch.log(-torch.log(uniform.clamp_(min=torch.finfo(uniform.dtype).tiny)))
-
-    def sample(self, logits: torch.Tensor, noise: torch.Tensor | None = None) -> torch.Tensor:
-        """``noise``: this step's slice of ``rollout_noise`` (drawn here if not given)."""
-        # Gumbel-max: argmax(logits + Gumbel noise) is an exact sample from softmax(logits).
-        if noise is None:
-            noise = self._gumbel(torch.rand_like(logits))
-        return torch.argmax(logits - noise, dim=-1)
-
-    @staticmethod
-    def sample_host(logits: np.ndarray, noise: np.ndarray) -> np.ndarray:
-        """``sample`` for NumPy arrays (a CPU rollout's host sampler): the same Gumbel-max with the same noise."""
-        return np.argmax(logits - noise, axis=-1)
+    def sample(self, logits: torch.Tensor) -> torch.Tensor:
+        # Gumbel-max: argmax(logits + Gumbel noise) is an exact sample from softmax(logits) (test_networks.py
+        # checks the frequencies), without building a distribution object per rollout step.
+        uniform = torch.rand_like(logits).clamp_(min=torch.finfo(logits.dtype).tiny)
+        return torch.argmax(logits - torch.log(-torch.log(uniform)), dim=-1)
 
     def log_prob(self, logits: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
         return _pick(torch.log_softmax(logits, dim=-1), action)
@@ -85,15 +65,8 @@ class GaussianHead(nn.Module):
         self.action_dtype = torch.float32
         self.log_std = nn.Parameter(torch.zeros(action_dim))
 
-    def rollout_noise(self, num_steps: int, num_envs: int, device: torch.device | str = "cpu") -> None:
-        """None: each step draws its own normal noise. Drawn for a whole rollout at once, torch's normal sampler
-        would give other numbers (it transforms blocks of 16 uniforms differently from a few), and so another
-        training run, for one op saved per step."""
-        return None
-
-    def sample(self, mean: torch.Tensor, noise: torch.Tensor | None = None) -> torch.Tensor:
-        """``noise``: standard normal numbers shaped like ``mean`` (drawn here if not given)."""
-        return mean + self.log_std.exp() * (torch.randn_like(mean) if noise is None else noise)
+    def sample(self, mean: torch.Tensor) -> torch.Tensor:
+        return mean + self.log_std.exp() * torch.randn_like(mean)
 
     def log_prob(self, mean: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
         z = (action - mean) * torch.exp(-self.log_std)

@@ -6,10 +6,13 @@ dtype, so Atari frames stay uint8) and filled in place, one step of all envs at 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Iterator
+from dataclasses import dataclass, fields
 
 import numpy as np
 import torch
+
+from ppo.normalize import RewardScaler
 
 
 def compute_gae(
@@ -27,11 +30,9 @@ def compute_gae(
     Step t's transition ends its episode when it terminated or truncated. A termination is a real end: nothing
     is bootstrapped. A truncation (a time limit) is not a death: its reward is completed with γ·V(final
     observation), given in ``final_values``, which is the value the learner would have bootstrapped from had the
-    episode gone on. Either way, no advantage flows back across the episode boundary.
-
-    The backward recursion runs in NumPy on the host: T small steps over N envs, where each torch op would cost
-    several microseconds of dispatch (measured: 2.0 -> 0.3 ms per CartPole rollout; 0.33 -> 0.11 ms with the TD
-    errors computed for all steps at once).
+    episode gone on (test_bootstrap.py checks what the loop hands over). Either way, no advantage flows back across
+    the episode boundary. The recursion runs in NumPy on the host: T small steps over N envs, where each torch op
+    would cost more in dispatch than in arithmetic.
     """
     rewards, values, next_value, terminated, truncated, final_values = (
         np.asarray(x, dtype=np.float32) for x in (rewards, values, next_value, terminated, truncated, final_values))
@@ -55,17 +56,18 @@ def minibatch_indices(batch_size: int, num_minibatches: int, generator: torch.Ge
                       device: torch.device | str = "cpu", uneven_ok: bool = False) -> list[torch.Tensor]:
     """A random partition of range(batch_size) into equal minibatches: every sample used exactly once.
 
-    ``uneven_ok``: sizes may differ by one (a batch from which reset steps were dropped)."""
+    ``uneven_ok``: sizes may differ by one (a batch from which reset steps were dropped), and there are never
+    more minibatches than samples, so none is empty (test_buffer.py)."""
     if batch_size % num_minibatches and not uneven_ok:
         raise ValueError(f"batch of {batch_size} does not split into {num_minibatches} minibatches")
     permutation = torch.randperm(batch_size, generator=generator).to(device)
-    return list(permutation.tensor_split(num_minibatches))
+    return list(permutation.tensor_split(min(num_minibatches, batch_size)))
 
 
 def take_rows(x: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
-    """``x[idx]`` along the first dimension, in ``x``'s memory layout, with ``index_select``: it copies whole
-    rows where advanced indexing copies element by element (256 Atari frames 2.4 -> 0.1 ms, 128 floats 3.0 ->
-    1.5 µs). Frames stored channels_last are gathered as the NHWC rows they are in memory."""
+    """``x[idx]`` along the first dimension, in ``x``'s memory layout: ``index_select`` copies whole rows where
+    advanced indexing copies element by element, and frames stored channels_last are gathered as the NHWC rows
+    they are in memory (test_buffer.py: the same values as indexing)."""
     if x.dim() == 4 and not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last):
         return x.permute(0, 2, 3, 1).index_select(0, idx).permute(0, 3, 1, 2)
     return x.index_select(0, idx)
@@ -82,9 +84,21 @@ class Batch:
     advantages: torch.Tensor
     returns: torch.Tensor
 
+    def __len__(self) -> int:
+        return len(self.obs)
+
+    def rows(self, idx: torch.Tensor) -> Batch:
+        return Batch(*(take_rows(getattr(self, field.name), idx) for field in fields(self)))
+
+    def minibatches(self, num_minibatches: int) -> Iterator[Batch]:
+        """One epoch: a random partition of the batch into ``num_minibatches`` minibatches (fewer where reset steps
+        were dropped and fewer samples remain; sizes then differ by at most one)."""
+        for idx in minibatch_indices(len(self), num_minibatches, device=self.obs.device, uneven_ok=True):
+            yield self.rows(idx)
+
 
 class RolloutBuffer:
-    """Preallocated [num_steps, num_envs] storage for one rollout.
+    """Preallocated [num_steps, num_envs] storage for one rollout, filled in place one step of all envs at a time.
 
     Tensors the network produces (observations, actions, log-probs, values) live on the training device; the
     env's own outputs (rewards, terminations, truncations) stay in host memory until the rollout is complete,
@@ -96,32 +110,21 @@ class RolloutBuffer:
                  obs_memory_format: torch.memory_format = torch.contiguous_format) -> None:
         self.num_steps, self.num_envs, self.device = num_steps, num_envs, device
         shape = (num_steps, num_envs)
-        # Image observations for a network whose convolutions run channels_last are stored that way, [T, N, H, W,
-        # C] in memory (``obs`` is the [T, N, C, H, W] view of it): each frame is transposed once, when stored,
-        # instead of once per minibatch that takes it (measured: a 256-frame Atari minibatch's gather and
-        # conversion 7.5 -> 1.9 ms).
-        self._channels_last = obs_memory_format == torch.channels_last and len(obs_shape) == 3
-        if self._channels_last:
-            channels, height, width = obs_shape
-            self.obs = torch.zeros(shape + (height, width, channels), dtype=obs_dtype, device=device
-                                   ).permute(0, 1, 4, 2, 3)
-        else:
-            self.obs = torch.zeros(shape + obs_shape, dtype=obs_dtype, device=device)
+        self.obs = _observation_storage(shape, obs_shape, obs_dtype, device, obs_memory_format)
         self.actions = torch.zeros(shape + action_shape, dtype=action_dtype, device=device)
         self.logprobs = torch.zeros(shape, device=device)
         self.values = torch.zeros(shape, device=device)
-        self.final_values = torch.zeros(shape, device=device)
-        # The envs' rewards in float64 as vector envs give them: the reward scaler, when there is one, scales the
-        # whole rollout in place after its last step.
+        self.final_values = torch.zeros(shape, device=device)  # V(final observation) at truncated steps
+        # Rewards in float64 as vector envs give them: the reward scaler, where there is one, scales the whole
+        # rollout in ``finish``.
         self.rewards = np.zeros(shape, np.float64)
         self.terminated = np.zeros(shape, np.float32)
-        self.truncated = np.zeros(shape, np.float32)
+        self.truncated = np.zeros(shape, np.float32)  # truncated and not terminated: bootstrapped
         # False for a reset step of a NEXT_STEP vector env: its action was ignored, it is not a transition.
         self.valid = np.ones(shape, bool)
-        # On the CPU, NumPy views of the action storage and (unless stored transposed) the observation storage: a
-        # row written through them costs ~0.5 µs, through torch's indexing ~2.3 µs (once per env step).
-        on_cpu = self.obs.device.type == "cpu"
-        self._host_obs = self.obs.numpy() if on_cpu and not self._channels_last else None
+        # On the CPU, rows are written through NumPy views of the storage, cheaper per step than torch's indexing.
+        on_cpu = device.type == "cpu"
+        self._host_obs = self.obs.numpy() if on_cpu and self.obs.is_contiguous() else None
         self._host_actions = self.actions.numpy() if on_cpu else None
 
     def store_obs(self, step: int, obs: torch.Tensor) -> torch.Tensor:
@@ -130,42 +133,63 @@ class RolloutBuffer:
         if self._host_obs is not None:
             self._host_obs[step] = obs.numpy()
             return obs
-        if self._channels_last:
-            row = self.obs[step]
-            row.copy_(obs)  # torch's transposing copy: 0.1 ms for 8 Atari frames, NumPy's 0.3
-            return row
-        self.obs[step] = obs
-        return obs
+        self.obs[step].copy_(obs)
+        return obs if self.obs.is_contiguous() else self.obs[step]
 
-    def store_action(self, step: int, action: torch.Tensor | None, action_host: np.ndarray) -> None:
-        """Stores a step's actions; ``action_host`` is ``action`` as the NumPy array the env was given (on the
-        CPU only that one is read: ``action`` may be None)."""
+    def store_action(self, step: int, action: torch.Tensor) -> np.ndarray:
+        """Stores a step's actions; returns them as the NumPy array the env is given."""
         if self._host_actions is not None:
+            action_host = action.numpy()
             self._host_actions[step] = action_host
-        else:
-            self.actions[step] = action
+            return action_host
+        self.actions[step] = action
+        return action.cpu().numpy()
 
-    def compute_advantages(self, next_value: torch.Tensor, gamma: float, gae_lambda: float
-                           ) -> tuple[torch.Tensor, torch.Tensor]:
+    def store_step(self, step: int, reward: np.ndarray, terminated: np.ndarray, truncated: np.ndarray,
+                   valid: np.ndarray | None) -> None:
+        """What the envs answered. ``truncated``: cut by a time limit and not terminated; ``valid``: None where
+        every env's step was a transition (SAME_STEP envs)."""
+        self.rewards[step] = reward
+        self.terminated[step] = terminated
+        self.truncated[step] = truncated
+        if valid is not None:
+            self.valid[step] = valid
+
+    def store_final_values(self, step: int, envs: np.ndarray, values: torch.Tensor) -> None:
+        """V(final observation) of the envs (indices) truncated at ``step``; zero at every other step and env."""
+        self.final_values[step, torch.as_tensor(envs, device=self.device)] = values
+
+    def start_rollout(self) -> None:
+        self.final_values.zero_()
+
+    def finish(self, next_value: torch.Tensor, gamma: float, gae_lambda: float,
+               reward_scaler: RewardScaler | None = None) -> Batch:
+        """The completed rollout as one batch for the update: rewards scaled, GAE, flattened, reset steps left out
+        (a reset step never follows a valid step's advantage: the step before it ended an episode, which cuts GAE
+        there)."""
+        if reward_scaler is not None:
+            episode_ends = np.logical_or(self.terminated, self.truncated)
+            valid = None if self.valid.all() else self.valid
+            self.rewards[:] = reward_scaler.scale(self.rewards, episode_ends, valid)
         # One device->host copy of the values per rollout (none on CPU), GAE on the host, one copy back.
         advantages, returns = compute_gae(self.rewards, self.values.cpu(), next_value.cpu(), self.terminated,
                                           self.truncated, self.final_values.cpu(), gamma, gae_lambda)
-        return advantages.to(self.device), returns.to(self.device)
-
-    def flatten(self, advantages: torch.Tensor, returns: torch.Tensor) -> Batch:
-        """The rollout as one batch, without the reset steps (a reset step never follows a valid step's
-        advantage: the step before it ended an episode, which cuts GAE there)."""
         size = self.num_steps * self.num_envs
-        batch = Batch(
-            obs=self.obs.reshape((size,) + self.obs.shape[2:]),
-            actions=self.actions.reshape((size,) + self.actions.shape[2:]),
-            logprobs=self.logprobs.reshape(size),
-            values=self.values.reshape(size),
-            advantages=advantages.reshape(size),
-            returns=returns.reshape(size),
-        )
+        batch = Batch(obs=self.obs.flatten(0, 1), actions=self.actions.flatten(0, 1),
+                      logprobs=self.logprobs.reshape(size), values=self.values.reshape(size),
+                      advantages=advantages.to(self.device).reshape(size),
+                      returns=returns.to(self.device).reshape(size))
         if self.valid.all():
             return batch
-        keep = torch.from_numpy(np.flatnonzero(self.valid)).to(self.device)
-        return Batch(*(take_rows(field, keep) for field in (batch.obs, batch.actions, batch.logprobs, batch.values,
-                                                             batch.advantages, batch.returns)))
+        return batch.rows(torch.from_numpy(np.flatnonzero(self.valid)).to(self.device))
+
+
+def _observation_storage(shape: tuple[int, int], obs_shape: tuple[int, ...], dtype: torch.dtype,
+                         device: torch.device, memory_format: torch.memory_format) -> torch.Tensor:
+    """[T, N, *obs_shape] zeros; image observations for a network that reads them channels_last are laid out
+    [T, N, H, W, C] in memory (the tensor is the [T, N, C, H, W] view of that), so each frame is transposed once,
+    when stored, rather than in every minibatch that takes it."""
+    if memory_format == torch.channels_last and len(obs_shape) == 3:
+        channels, height, width = obs_shape
+        return torch.zeros(shape + (height, width, channels), dtype=dtype, device=device).permute(0, 1, 4, 2, 3)
+    return torch.zeros(shape + obs_shape, dtype=dtype, device=device)

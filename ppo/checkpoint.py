@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import random
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -18,43 +17,15 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from ppo.config import UsageError
-from ppo.flat_parameters import flat_optimizer_state
+from ppo.cli import UsageError
 from ppo.normalize import RunningMeanStd
+from ppo.rng import rng_states, set_rng_states
 
 if TYPE_CHECKING:
     from ppo.train import TrainState
 
 CHECKPOINT_DIR = "checkpoints"
 MODEL_FILE = "model.pt"
-
-
-# ---- random generators --------------------------------------------------------------------------------------------
-
-
-def rng_states() -> dict[str, Any]:
-    """Python, NumPy (global) and torch generator states, as weights_only-loadable values."""
-    kind, keys, pos, has_gauss, cached = np.random.get_state()
-    states = {
-        "python": random.getstate(),
-        "numpy": {"kind": kind, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
-                  "has_gauss": int(has_gauss), "cached_gaussian": float(cached)},
-        "torch": torch.get_rng_state(),
-    }
-    if torch.cuda.is_available() and torch.cuda.is_initialized():
-        states["cuda"] = torch.cuda.get_rng_state_all()
-    return states
-
-
-def set_rng_states(states: dict[str, Any]) -> None:
-    version, internal, gauss_next = states["python"]
-    random.setstate((version, tuple(internal), gauss_next))
-    n = states["numpy"]
-    np.random.set_state((n["kind"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"],
-                         n["cached_gaussian"]))
-    torch.set_rng_state(states["torch"])
-    if "cuda" in states and torch.cuda.is_available() and len(states["cuda"]) == torch.cuda.device_count():
-        torch.cuda.set_rng_state_all(states["cuda"])
 
 
 # ---- what is saved ------------------------------------------------------------------------------------------------
@@ -181,7 +152,7 @@ def load(path_text: str, flag: str, prefer_model: bool) -> Loaded:
 def restore(state: TrainState, payload: dict[str, Any]) -> None:
     """Puts a checkpoint's weights, optimizer, statistics, counters and generator states into ``state``."""
     state.agent.load_state_dict(payload["model"])
-    state.optimizer.load_state_dict(flat_optimizer_state(payload["optimizer"], state.agent))
+    state.optimizer.load_state_dict(payload["optimizer"])
     for normalizer, key in ((state.obs_normalizer, "obs_rms"), (state.reward_scaler, "reward_rms")):
         if normalizer is not None and payload[key] is not None:
             normalizer.rms.load_state_dict(payload[key])

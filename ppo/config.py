@@ -3,82 +3,20 @@
 The original README's two usage texts are the contract: every flag keeps its name, type, default and help
 sentence. Each script therefore lists its own help sentences and default *texts* ("2.5e-4", "1e7") in a table;
 the parsed default is that text run through the flag's type, so the help line and the value can never drift apart.
-All validation that needs no environment happens here, before anything is created.
+Every flag is added with its resume rule (``KEPT`` or ``FROM_COMMAND_LINE``): that is the one place that decides
+what a resumed run may change. All validation that needs no environment happens here, before anything is created.
 """
 
 from __future__ import annotations
 
 import argparse
-import math
-import os
-import random
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, NoReturn
+from typing import Any
 
-import numpy as np
 import torch
 
-
-class UsageError(Exception):
-    """Bad input from the user: reported as one line on stderr with exit status 2."""
-
-
-class OneLineParser(argparse.ArgumentParser):
-    """An ArgumentParser whose errors are a single line on stderr (no usage dump), exit status 2."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        # Let "-1e-3" be read as a (bad) value, not as an unknown option, so the error names the real problem.
-        self._negative_number_matcher = re.compile(r"^-(\d+\.?\d*|\.\d+)(e[-+]?\d+)?$")
-
-    def error(self, message: str) -> NoReturn:
-        self.exit(2, f"{self.prog}: error: {message}\n")
-
-
-# ---- value types: each names the problem; argparse prefixes "argument --flag:" ----------------------------------
-
-
-def count(text: str) -> int:
-    """A positive whole number, also written the way people type it: 1e6, 1_000_000."""
-    try:
-        value = float(text.replace("_", ""))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive whole number, got {text!r}") from None
-    if not math.isfinite(value) or value != int(value) or value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive whole number, got {text!r}")
-    return int(value)
-
-
-def whole_number(text: str) -> int:
-    """Any whole number ≥ 0 (seeds), accepting 1e3 notation."""
-    try:
-        value = float(text.replace("_", ""))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number ≥ 0, got {text!r}") from None
-    if not math.isfinite(value) or value != int(value) or value < 0:
-        raise argparse.ArgumentTypeError(f"expected a whole number ≥ 0, got {text!r}")
-    return int(value)
-
-
-def _float_in(name: str, ok: Callable[[float], bool]) -> Callable[[str], float]:
-    def parse(text: str) -> float:
-        try:
-            value = float(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected {name}, got {text!r}") from None
-        if not math.isfinite(value) or not ok(value):
-            raise argparse.ArgumentTypeError(f"expected {name}, got {text!r}")
-        return value
-
-    parse.__name__ = name
-    return parse
-
-
-positive_float = _float_in("a number > 0", lambda v: v > 0)
-non_negative_float = _float_in("a number ≥ 0", lambda v: v >= 0)
-unit_interval = _float_in("a number in [0, 1]", lambda v: 0 <= v <= 1)
+from ppo.cli import OneLineParser, UsageError, count, non_negative_float, positive_float, unit_interval, whole_number
 
 # The type of every original flag, shared by both scripts (names and types are identical in both usages).
 FLAG_TYPES: dict[str, Callable[[str], Any]] = {
@@ -118,10 +56,7 @@ CLASSIC = ScriptFlags(
     description="PPO Classic Control Training Script",
     exp_name="ppo",
     vec_backends=("auto", "native", "sync", "async"),
-    # Each op of the 64-64 MLP is a few microseconds of work, less than what waking and joining a second OpenMP
-    # thread costs. Measured on 2 cores (CartPole defaults, 102,400 steps, three runs each): 1 thread 16.5-16.9k SPS,
-    # 2 threads 16.0-16.6k; rollout inference alone at 4 envs 40 us per step on 1 thread, 63 us on 2. Not measured
-    # on more cores, where torch would wake one thread per core for each op.
+    # One thread: the 64-64 MLP's ops are smaller than the cost of waking a second one (docs/performance.md).
     cpu_threads=1,
     cpu_threads_why="1: the small MLP's ops take microseconds, less than waking a second thread costs; more threads "
                     "pay from minibatches of about 2,000 samples",
@@ -170,79 +105,111 @@ ATARI = ScriptFlags(
 )
 
 
-def build_parser(script: ScriptFlags) -> OneLineParser:
+# A resumed run keeps the saved value of a KEPT flag (what is learned and how: a different value is an error) and
+# takes a FROM_COMMAND_LINE flag from the resuming command (where it runs and what it prints or writes).
+KEPT, FROM_COMMAND_LINE = "kept", "from the command line"
+
+
+class TrainingParser(OneLineParser):
+    """The parser of a training script: every flag is added with ``flag``, which records its resume rule."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.resume_rules: dict[str, str] = {}  # flag destination -> KEPT or FROM_COMMAND_LINE
+
+    def flag(self, group: Any, *names: str, resume: str, **kwargs: Any) -> None:
+        """``group.add_argument(*names, **kwargs)`` (``group``: this parser or one of its groups)."""
+        action = group.add_argument(*names, **kwargs)
+        self.resume_rules[action.dest] = resume
+
+    def kept_on_resume(self) -> list[str]:
+        return [dest for dest, rule in self.resume_rules.items() if rule == KEPT]
+
+
+ORIGINAL_FROM_COMMAND_LINE = ("--deterministic-torch", "--use-gpu")
+
+
+def build_parser(script: ScriptFlags) -> TrainingParser:
     """The original flags, in the original order, then the extras both scripts share."""
-    parser = OneLineParser(prog=script.prog, description=script.description)
+    parser = TrainingParser(prog=script.prog, description=script.description)
     for flag, (default_text, sentence) in script.flags.items():
         help_text = f"{sentence} (default: {default_text})"
+        resume = FROM_COMMAND_LINE if flag in ORIGINAL_FROM_COMMAND_LINE else KEPT
         if flag in SWITCHES:
-            parser.add_argument(flag, action="store_true", help=help_text)
+            parser.flag(parser, flag, action="store_true", help=help_text, resume=resume)
         else:
             kind = FLAG_TYPES[flag]
-            parser.add_argument(flag, type=kind, default=kind(default_text), help=help_text)
-
-    extra = parser.add_argument_group("additional options")
-    extra.add_argument("--exp-name", default=script.exp_name,
-                       help=f"experiment name, part of the run directory name (default: {script.exp_name})")
-    extra.add_argument("--log-dir", default="runs",
-                       help="directory that holds one TensorBoard run directory per run (default: runs)")
-    extra.add_argument("--capture-video", action="store_true",
-                       help="record videos of env 0's episodes into videos/<run name>/ (default: False)")
-    extra.add_argument("--no-progress", action="store_true",
-                       help="no progress bar, only the summary line at the end (default: False)")
-    backends = {"auto": "native where the env has one and there are 8 envs or more, else sync",
-                "native": "the env's own vectorized implementation (CartPole)",
-                "sync": "one env after the other in this process", "async": "one subprocess per env"}
-    extra.add_argument("--vec-backend", choices=script.vec_backends, default=script.vec_backends[0],
-                       help="how the envs are stepped: " + "; ".join(f"{name}: {backends[name]}"
-                                                                      for name in script.vec_backends)
-                            + f" (default: {script.vec_backends[0]})")
-    extra.add_argument("--cpu-threads", type=count, default=script.cpu_threads, metavar="N",
-                       help=f"torch's CPU threads for inference and updates (default: {script.cpu_threads_why})")
-    extra.add_argument("--bf16", action="store_true",
-                       help="bfloat16 mixed precision: matrix products and convolutions in bfloat16 (torch.autocast), "
-                            "weights, optimizer and loss in float32; about 1.5x faster Atari updates on CPUs with "
-                            "AVX512-BF16 or AMX and on GPUs with bfloat16, emulated and several times slower elsewhere "
-                            "(default: False)")
-    extra.add_argument("--timings", action="store_true",
-                       help="at the end, also print the time spent in env stepping, inference, GAE and update "
-                            "(default: False)")
-    extra.add_argument("--no-anneal-lr", dest="anneal_lr", action="store_false",
-                       help="keep the learning rate constant instead of annealing it linearly to 0 (default: False)")
-    extra.add_argument("--no-clip-value-loss", dest="clip_value_loss", action="store_false",
-                       help="plain squared-error value loss instead of the clipped one (default: False)")
-    saving = parser.add_argument_group("checkpoints")
-    saving.add_argument("--save-every", type=count, default=None, metavar="N",
-                        help="write a checkpoint into <run dir>/checkpoints/ every N updates, and at the end "
-                             "(default: a tenth of the run's updates, so ten per run)")
-    saving.add_argument("--keep-checkpoints", type=count, default=3, metavar="K",
-                        help="keep the newest K checkpoints, remove older ones (default: 3)")
-    saving.add_argument("--resume", metavar="PATH", default=None,
-                        help="continue the run in PATH (its run directory or one of its checkpoint files) with its "
-                             "saved flags, in the same run directory (default: None)")
+            parser.flag(parser, flag, type=kind, default=kind(default_text), help=help_text, resume=resume)
+    add_extra_flags(parser, script)
+    add_checkpoint_flags(parser)
     return parser
 
 
-def add_atari_flags(parser: argparse.ArgumentParser) -> None:
-    """main_atari.py's choice of emulator backend."""
+def add_extra_flags(parser: TrainingParser, script: ScriptFlags) -> None:
+    extra = parser.add_argument_group("additional options")
+    parser.flag(extra, "--exp-name", default=script.exp_name, resume=KEPT,
+                help=f"experiment name, part of the run directory name (default: {script.exp_name})")
+    parser.flag(extra, "--log-dir", default="runs", resume=FROM_COMMAND_LINE,
+                help="directory that holds one TensorBoard run directory per run (default: runs)")
+    parser.flag(extra, "--capture-video", action="store_true", resume=FROM_COMMAND_LINE,
+                help="record videos of env 0's episodes into videos/<run name>/ (default: False)")
+    parser.flag(extra, "--no-progress", action="store_true", resume=FROM_COMMAND_LINE,
+                help="no progress bar, only the summary line at the end (default: False)")
+    backends = {"auto": "native where the env has one and there are 8 envs or more, else sync",
+                "native": "the env's own vectorized implementation (CartPole)",
+                "sync": "one env after the other in this process", "async": "one subprocess per env"}
+    parser.flag(extra, "--vec-backend", choices=script.vec_backends, default=script.vec_backends[0], resume=KEPT,
+                help="how the envs are stepped: " + "; ".join(f"{name}: {backends[name]}"
+                                                               for name in script.vec_backends)
+                     + f" (default: {script.vec_backends[0]})")
+    parser.flag(extra, "--cpu-threads", type=count, default=script.cpu_threads, metavar="N", resume=FROM_COMMAND_LINE,
+                help=f"torch's CPU threads for inference and updates (default: {script.cpu_threads_why})")
+    parser.flag(extra, "--bf16", action="store_true", resume=KEPT,
+                help="bfloat16 mixed precision: matrix products and convolutions in bfloat16 (torch.autocast), "
+                     "weights, optimizer and loss in float32; about 1.5x faster Atari updates on CPUs with "
+                     "AVX512-BF16 or AMX and on GPUs with bfloat16, emulated and several times slower elsewhere "
+                     "(default: False)")
+    parser.flag(extra, "--timings", action="store_true", resume=FROM_COMMAND_LINE,
+                help="at the end, also print the time spent in env stepping, inference, GAE and update "
+                     "(default: False)")
+    parser.flag(extra, "--no-anneal-lr", dest="anneal_lr", action="store_false", resume=KEPT,
+                help="keep the learning rate constant instead of annealing it linearly to 0 (default: False)")
+    parser.flag(extra, "--no-clip-value-loss", dest="clip_value_loss", action="store_false", resume=KEPT,
+                help="plain squared-error value loss instead of the clipped one (default: False)")
+
+
+def add_checkpoint_flags(parser: TrainingParser) -> None:
+    saving = parser.add_argument_group("checkpoints")
+    parser.flag(saving, "--save-every", type=count, default=None, metavar="N", resume=FROM_COMMAND_LINE,
+                help="write a checkpoint into <run dir>/checkpoints/ every N updates, and at the end "
+                     "(default: a tenth of the run's updates, so ten per run)")
+    parser.flag(saving, "--keep-checkpoints", type=count, default=3, metavar="K", resume=FROM_COMMAND_LINE,
+                help="keep the newest K checkpoints, remove older ones (default: 3)")
+    parser.flag(saving, "--resume", metavar="PATH", default=None, resume=FROM_COMMAND_LINE,
+                help="continue the run in PATH (its run directory or one of its checkpoint files) with its "
+                     "saved flags, in the same run directory (default: None)")
+
+
+def add_atari_flags(parser: TrainingParser) -> None:
+    """main_atari.py's choice of emulator backend (kept on resume: the backends differ in what the agent sees)."""
     group = parser.add_argument_group("atari")
-    group.add_argument("--env-backend", choices=("auto", "gymnasium", "ale-vector", "envpool"), default="auto",
-                       help="auto: ale-vector, or gymnasium for --capture-video and --vec-backend async; gymnasium: "
-                            "ale-py envs with Gymnasium's wrappers (wrappers/atari.py), the only one that records "
-                            "videos or steps envs in subprocesses; ale-vector: ale-py's own C++ vector env, stepped "
-                            "in threads, with the same preprocessing (wrappers/ale_vector.py); envpool: EnvPool's C++ "
-                            "envs, likewise (pip install -r requirements-envpool.txt) (default: auto)")
+    parser.flag(group, "--env-backend", choices=("auto", "gymnasium", "ale-vector", "envpool"), default="auto",
+                resume=KEPT,
+                help="auto: ale-vector, or gymnasium for --capture-video and --vec-backend async; gymnasium: "
+                     "ale-py envs with Gymnasium's wrappers (wrappers/atari.py), the only one that records "
+                     "videos or steps envs in subprocesses; ale-vector: ale-py's own C++ vector env, stepped "
+                     "in threads, with the same preprocessing (wrappers/ale_vector.py); envpool: EnvPool's C++ "
+                     "envs, likewise (pip install -r requirements-envpool.txt) (default: auto)")
 
 
-def add_normalization_flags(parser: argparse.ArgumentParser) -> None:
+def add_normalization_flags(parser: TrainingParser) -> None:
     """main.py's normalization switches: observations for Box action spaces, rewards for all."""
     group = parser.add_argument_group("normalization")
-    group.add_argument("--no-normalize-observation", dest="normalize_observation", action="store_false",
-                       help="turn off running observation normalization, which is on for Box action spaces "
-                            "(default: False)")
-    group.add_argument("--no-normalize-reward", dest="normalize_reward", action="store_false",
-                       help="turn off scaling rewards by the running std of the discounted return "
-                            "(default: False)")
+    parser.flag(group, "--no-normalize-observation", dest="normalize_observation", action="store_false",
+                resume=KEPT, help="turn off running observation normalization, which is on for Box action spaces "
+                                  "(default: False)")
+    parser.flag(group, "--no-normalize-reward", dest="normalize_reward", action="store_false", resume=KEPT,
+                help="turn off scaling rewards by the running std of the discounted return (default: False)")
 
 
 def check_batch(args: argparse.Namespace) -> None:
@@ -268,22 +235,21 @@ def check_bf16(device: torch.device) -> str | None:
     """A warning when --bf16 would run without hardware bfloat16 (emulated, so slower than float32)."""
     if device.type == "cuda" and not torch.cuda.is_bf16_supported():
         return "warning: --bf16: this GPU has no native bfloat16 support; float32 is faster here"
-    if device.type == "cpu" and not (torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()):
+    if device.type == "cpu" and not cpu_has_bfloat16():
         return ("warning: --bf16: this CPU has no AVX512-BF16 or AMX instructions, so bfloat16 is emulated: "
                 "several times slower than float32 (Breakout: 9x on an AVX2 CPU)")
     return None
 
 
-def seed_everything(seed: int, deterministic_torch: bool) -> None:
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
-    if deterministic_torch:
-        # cuBLAS needs this workspace setting before its first use to be deterministic.
-        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-        torch.use_deterministic_algorithms(True)
-        torch.backends.cudnn.deterministic = True
-        torch.backends.cudnn.benchmark = False
+def cpu_has_bfloat16() -> bool:
+    """Whether the CPU computes bfloat16 in hardware (AVX512-BF16 or AMX), from the flags Linux lists in
+    /proc/cpuinfo; False where that file is missing (the warning then errs on the side of saying so)."""
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            flags = next((line.split(":", 1)[1].split() for line in cpuinfo if line.startswith("flags")), [])
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
 @dataclass(frozen=True)

@@ -19,9 +19,9 @@ from tqdm import tqdm
 
 from networks.actor_critic import ActorCritic
 from ppo import checkpoint
-from ppo.config import OneLineParser, UsageError, count, select_device, whole_number
+from ppo.cli import OneLineParser, UsageError, checked, count, whole_number
+from ppo.config import select_device
 from ppo.normalize import ObservationNormalizer
-from ppo.runner import checked
 
 
 @dataclass
@@ -59,14 +59,14 @@ def make_env_and_agent(payload: dict, video_dir: str | None, device: torch.devic
 
         check_classic_env(env_id)
         env = make_classic_env(env_id, video_dir, every_episode=True)
-        agent: ActorCritic = MLPActorCritic(env.observation_space, env.action_space)
+        agent: ActorCritic = MLPActorCritic(env.observation_space, env.action_space, device=device)
     elif payload["script"] == "main_atari":
         from networks.cnn import NatureCNNActorCritic
         from wrappers.atari import check_atari_env, make_atari_env
 
         check_atari_env(env_id)
         env = make_atari_env(env_id, video_dir, evaluation=True, every_episode=True)
-        agent = NatureCNNActorCritic(env.observation_space, env.action_space, channels_last=device.type == "cpu")
+        agent = NatureCNNActorCritic(env.observation_space, env.action_space, device=device)
     else:
         raise UsageError(f"argument PATH: checkpoint of an unknown script {payload['script']!r}")
     agent.load_state_dict(payload["model"])
@@ -74,7 +74,7 @@ def make_env_and_agent(payload: dict, video_dir: str | None, device: torch.devic
     if payload["obs_rms"] is not None:
         normalizer = ObservationNormalizer(env.observation_space.shape)
         normalizer.rms.load_state_dict(payload["obs_rms"])
-    return env, agent.to(device).eval(), normalizer
+    return env, agent.eval(), normalizer
 
 
 def evaluate(env: gym.Env, agent: ActorCritic, normalizer: ObservationNormalizer | None, episodes: int,

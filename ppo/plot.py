@@ -18,8 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ppo.config import OneLineParser, UsageError, count, unit_interval
-from ppo.runner import checked
+from ppo.cli import OneLineParser, UsageError, checked, count, unit_interval
 
 RUN_NAME = re.compile(r"^(?P<env>.+?)__(?P<exp>.+)__(?P<seed>\d+)__(?P<time>\d+)$")
 TAG = "charts/episodic_return"

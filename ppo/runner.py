@@ -11,39 +11,25 @@ import signal
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import torch
 from gymnasium.vector import VectorEnv
 
 from networks.actor_critic import ActorCritic
 from ppo import checkpoint
-from ppo.config import TrainConfig, UsageError, check_bf16, seed_everything
+from ppo.cli import UsageError, checked
+from ppo.config import TrainConfig, TrainingParser, check_bf16
 from ppo.normalize import ObservationNormalizer, RewardScaler
+from ppo.rng import seed_everything
 from ppo.tracking import RunLogger, run_name
-from ppo.train import TrainState, make_optimizer, train
+from ppo.train import TrainState, train
+from ppo.update import make_optimizer
 
-T = TypeVar("T")
-
-# Flags that decide what is learned: a resumed run keeps the saved values (everything else, such as --use-gpu,
-# --no-progress or --save-every, is taken from the resuming command line).
-KEPT_ON_RESUME = (
-    "environment_id", "num_envs", "num_steps_collected", "num_mini_batches", "num_epochs", "learning_rate",
-    "total_timesteps", "gae_gamma", "gae_lambda", "clip_coeff", "ent_loss_coeff", "value_loss_coeff",
-    "max_gradient", "seed", "exp_name", "anneal_lr", "clip_value_loss", "normalize_observation", "normalize_reward",
-)
 EXIT_INTERRUPTED = 130  # the shell's code for a run stopped by Ctrl-C
 
 
-def checked(parser: argparse.ArgumentParser, check: Callable[[], T]) -> T:
-    """Runs every input check; a UsageError becomes one line on stderr and exit status 2."""
-    try:
-        return check()
-    except UsageError as error:
-        parser.error(str(error))
-
-
-def parse_arguments(parser: argparse.ArgumentParser, argv: list[str] | None, script: str
+def parse_arguments(parser: TrainingParser, argv: list[str] | None, script: str
                     ) -> tuple[argparse.Namespace, checkpoint.Loaded | None]:
     """The command line, or with --resume the saved run's flags (plus this command line's other flags)."""
     args = parser.parse_args(argv)
@@ -52,7 +38,7 @@ def parse_arguments(parser: argparse.ArgumentParser, argv: list[str] | None, scr
     return checked(parser, lambda: resumed_arguments(parser, args, script))
 
 
-def resumed_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace, script: str
+def resumed_arguments(parser: TrainingParser, args: argparse.Namespace, script: str
                       ) -> tuple[argparse.Namespace, checkpoint.Loaded]:
     loaded = checkpoint.load(args.resume, "argument --resume", prefer_model=False)
     payload = loaded.payload
@@ -61,7 +47,7 @@ def resumed_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace,
         raise UsageError(f"argument --resume: {str(loaded.path)!r} is {what}; {script}.py resumes its own "
                          f"checkpoints ({checkpoint.CHECKPOINT_DIR}/step_*.pt or the run directory)")
     saved = payload["args"]
-    kept = [key for key in KEPT_ON_RESUME if key in saved]
+    kept = [key for key in parser.kept_on_resume() if key in saved]  # a flag newer than the run: this command's
     for key in kept:
         given = getattr(args, key)
         if given != parser.get_default(key) and given != saved[key]:
@@ -93,10 +79,9 @@ def keep_freed_memory() -> bool:
 
     By default glibc hands large freed blocks straight back to the kernel (those over its mmap threshold, and the
     top of the heap past its trim threshold), so a minibatch step's tensors of several MB (the Nature CNN's 256
-    frames in float32 alone are 29 MB) come back each step as fresh pages, every one zero-filled by a page fault.
-    Measured on a Breakout update of 1,024 steps: 0.8-1.2 million page faults -> 0.1 million, 1.04-1.13 s ->
-    0.90-0.95 s, peak memory unchanged. Blocks up to 32 MB (glibc's largest mmap threshold) come from the heap,
-    and up to 256 MB of freed heap is kept."""
+    frames in float32 alone are 29 MB) would come back each step as fresh pages, every one zero-filled by a page
+    fault (docs/performance.md measures it). Blocks up to 32 MB (glibc's largest mmap threshold) come from the
+    heap, and up to 256 MB of freed heap is kept (test_memory.py)."""
     if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
         return False
     libc = ctypes.CDLL(None)
@@ -150,7 +135,7 @@ def run_training(args: argparse.Namespace, script: str, make_envs: Callable[[str
     start_step = resumed.payload["global_step"] if resumed else 0
     video_dir = f"videos/{run_dir.name}" + (f"/resumed-at-{start_step}" if resumed else "")
     envs = make_envs(video_dir if args.capture_video else None)
-    agent = make_agent(envs).to(device)
+    agent = make_agent(envs)
     state = TrainState(agent, make_optimizer(agent, cfg.learning_rate), obs_normalizer, reward_scaler)
     if resumed:
         checkpoint.restore(state, resumed.payload)

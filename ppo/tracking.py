@@ -8,6 +8,7 @@ import sys
 import time
 from collections import deque
 from collections.abc import Callable
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import IO
 
@@ -18,6 +19,35 @@ from torch.utils.tensorboard.summary import text as text_summary
 from tqdm import tqdm
 
 from ppo import event_writer
+
+
+class PhaseTimer:
+    """Adds up the seconds spent inside ``with timer:`` blocks."""
+
+    __slots__ = ("seconds", "started")
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+        self.started = 0.0
+
+    def __enter__(self) -> None:
+        self.started = time.perf_counter()
+
+    def __exit__(self, *exc: object) -> None:
+        self.seconds += time.perf_counter() - self.started
+
+
+@dataclass
+class PhaseTimers:
+    """Where a run's time goes, printed with --timings."""
+
+    env: PhaseTimer = field(default_factory=PhaseTimer)
+    inference: PhaseTimer = field(default_factory=PhaseTimer)
+    gae: PhaseTimer = field(default_factory=PhaseTimer)
+    update: PhaseTimer = field(default_factory=PhaseTimer)
+
+    def seconds(self) -> dict[str, float]:
+        return {phase.name: getattr(self, phase.name).seconds for phase in fields(self)}
 
 
 def run_name(env_id: str, exp_name: str, seed: int) -> str:

@@ -11,8 +11,8 @@ from conftest import TAGS, assert_usage_error, only_run_dir, read_scalars
 import main
 import main_atari
 import ppo.train
-import wrappers.atari
-from wrappers.atari import choose_env_backend, make_atari_envs
+import wrappers.atari_backends
+from wrappers.atari_backends import choose_env_backend, make_atari_envs
 from wrappers.classic import make_classic_envs
 
 # The threaded Atari backends; EnvPool is an optional requirement (requirements-envpool.txt).
@@ -162,7 +162,7 @@ def test_auto_env_backend_is_ale_vector_unless_the_gymnasium_backend_is_needed(m
     assert choose_env_backend("auto", capture_video=False, vec_backend="async") == "gymnasium"
     assert choose_env_backend("gymnasium", capture_video=False, vec_backend="sync") == "gymnasium"
     assert choose_env_backend("envpool", capture_video=False, vec_backend="sync") == "envpool"
-    monkeypatch.setattr(wrappers.atari, "has_ale_vector_env", lambda: False)  # an ale-py without it
+    monkeypatch.setattr(wrappers.atari_backends, "has_ale_vector_env", lambda: False)  # an ale-py without it
     assert choose_env_backend("auto", capture_video=False, vec_backend="sync") == "gymnasium"
 
 

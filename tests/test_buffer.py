@@ -1,3 +1,4 @@
+import numpy as np
 import pytest
 import torch
 
@@ -60,6 +61,15 @@ def test_minibatches_are_shuffled():
     assert first.tolist() != list(range(16))
 
 
+@pytest.mark.parametrize("batch,num", [(3, 4), (1, 4), (9, 4)])
+def test_uneven_minibatches_are_never_empty(batch, num):
+    # After a NEXT_STEP rollout's reset steps are dropped, fewer samples than minibatches may remain.
+    parts = minibatch_indices(batch, num, torch.Generator().manual_seed(0), uneven_ok=True)
+    assert len(parts) == min(batch, num)
+    assert all(len(p) in (batch // len(parts), batch // len(parts) + 1) for p in parts)
+    assert sorted(torch.cat(parts).tolist()) == list(range(batch))
+
+
 def test_minibatches_refuse_uneven_split():
     with pytest.raises(ValueError):
         minibatch_indices(10, 3)
@@ -82,8 +92,9 @@ def test_stored_rows_are_the_rows_the_update_reads(obs_shape, obs_dtype, action_
         obs = (torch.rand((2, *obs_shape), generator=generator) * 200).to(obs_dtype)
         action = (torch.rand((2, *action_shape), generator=generator) * 5).to(action_dtype)
         given = buffer.store_obs(step, obs)
-        buffer.store_action(step, action, action.numpy())
+        for_env = buffer.store_action(step, action)
         assert torch.equal(given, obs)
+        assert isinstance(for_env, np.ndarray) and np.array_equal(for_env, action.numpy())
         rows.append((obs, action))
     assert torch.equal(buffer.obs, torch.stack([obs for obs, _ in rows]))
     assert torch.equal(buffer.actions, torch.stack([action for _, action in rows]))
@@ -105,11 +116,12 @@ def test_take_rows_is_indexing_in_the_same_layout(memory_format):
     assert torch.equal(take_rows(values, idx), values[idx])
 
 
-def test_flatten_drops_reset_steps_keeping_the_frame_layout():
+def test_finish_drops_reset_steps_keeping_the_frame_layout():
     buffer = RolloutBuffer(2, 3, (4, 6, 5), torch.uint8, (), torch.long, torch.device("cpu"), torch.channels_last)
     buffer.obs.copy_(torch.randint(0, 256, buffer.obs.shape, dtype=torch.uint8))
+    buffer.rewards[:] = np.arange(6.0).reshape(2, 3)  # with γ = 0 and zero values: advantage = reward
     buffer.valid[1, 0] = False  # env 0's second step was a reset step
-    batch = buffer.flatten(torch.arange(6.0).view(2, 3), torch.zeros(2, 3))
+    batch = buffer.finish(torch.zeros(3), gamma=0.0, gae_lambda=0.95)
     assert batch.advantages.tolist() == [0.0, 1.0, 2.0, 4.0, 5.0]
     assert torch.equal(batch.obs, buffer.obs.flatten(0, 1)[[0, 1, 2, 4, 5]])
     assert batch.obs.is_contiguous(memory_format=torch.channels_last)

@@ -133,6 +133,19 @@ def test_resume_of_an_atari_run(tmp_path):
     assert torch.load(run_dir / "model.pt", weights_only=True)["global_step"] == 512
 
 
+def test_resume_keeps_the_atari_backend(tmp_path, monkeypatch):
+    """The backends differ in what the agent sees (README, Atari preprocessing): a run continues on its own."""
+    run_dir = train(tmp_path, "--environment-id", "ALE/Pong-v5", "--total-timesteps", "256", "--save-every", "1",
+                    "--env-backend", "gymnasium", entry=main_atari.main)
+    checkpoint.checkpoints_in(run_dir)[-1].unlink()
+    backends = []
+    make_atari_envs = main_atari.make_atari_envs
+    monkeypatch.setattr(main_atari, "make_atari_envs",
+                        lambda *args: backends.append(args[-1]) or make_atari_envs(*args))
+    assert main_atari.main(["--resume", str(run_dir), "--no-progress"]) == 0
+    assert backends == ["gymnasium"]  # not auto's ale-vector
+
+
 def assert_resume_refused(entry, prog, flags, mentions, tmp_path, capsys):
     before = sorted(tmp_path.rglob("*"))
     capsys.readouterr()
@@ -158,6 +171,8 @@ def test_resume_refuses_what_it_cannot_continue(tmp_path, capsys):
         (main.main, "main.py", ["--resume", str(run_dir)], "already finished"),
         (main.main, "main.py", ["--resume", str(run_dir / "model.pt")], "final model, not a checkpoint"),
         (main.main, "main.py", ["--resume", middle, "--learning-rate", "1e-3"], "--learning-rate"),
+        (main.main, "main.py", ["--resume", middle, "--bf16"], "--bf16"),
+        (main.main, "main.py", ["--resume", middle, "--vec-backend", "async"], "--vec-backend"),
         (main_atari.main, "main_atari.py", ["--resume", middle], "a main.py run"),
     ]
     for entry, prog, flags, mentions in cases:

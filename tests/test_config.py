@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from ppo.config import ATARI, CLASSIC, TrainConfig, build_parser, count
+from ppo.cli import count
+from ppo.config import ATARI, CLASSIC, TrainConfig, add_atari_flags, add_normalization_flags, build_parser
 
 USAGE = (Path(__file__).parent / "data" / "original_usage.txt").read_text()
 
@@ -91,3 +92,19 @@ def test_train_config_sizes():
     cfg = TrainConfig.from_args(build_parser(CLASSIC).parse_args(["--total-timesteps", "1000"]))
     assert cfg.batch_size == 512 and cfg.minibatch_size == 128
     assert cfg.num_updates == 2  # at least the requested steps: 2 × 512 ≥ 1000
+
+
+@pytest.mark.parametrize("script", [CLASSIC, ATARI], ids=["main", "main_atari"])
+def test_every_flag_has_one_resume_rule(script):
+    """The parser's table is the only place that decides what a resumed run may change."""
+    parser = build_parser(script)
+    (add_normalization_flags if script is CLASSIC else add_atari_flags)(parser)
+    destinations = set(vars(parser.parse_args([])))
+    assert set(parser.resume_rules) == destinations
+    learned = {"environment_id", "num_envs", "num_steps_collected", "num_mini_batches", "num_epochs",
+               "learning_rate", "total_timesteps", "gae_gamma", "gae_lambda", "clip_coeff", "ent_loss_coeff",
+               "value_loss_coeff", "max_gradient", "seed", "anneal_lr", "clip_value_loss", "bf16", "vec_backend"}
+    learned |= {"normalize_observation", "normalize_reward"} if script is CLASSIC else {"env_backend"}
+    assert learned <= set(parser.kept_on_resume())
+    assert {"use_gpu", "no_progress", "save_every", "keep_checkpoints", "resume", "cpu_threads", "timings",
+            "log_dir", "capture_video"}.isdisjoint(parser.kept_on_resume())

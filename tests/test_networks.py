@@ -6,6 +6,7 @@ from torch.distributions import Categorical, Normal
 
 from networks import MLPActorCritic
 from networks.heads import CategoricalHead, GaussianHead
+from networks.numpy_actor import numpy_sampler
 
 OBS = gym.spaces.Box(-1, 1, (4,), np.float32)
 
@@ -28,30 +29,15 @@ def test_categorical_head_samples_the_softmax():
     torch.testing.assert_close(frequencies, torch.tensor([0.7, 0.2, 0.1]), atol=0.015, rtol=0)
 
 
-@pytest.mark.parametrize("num_envs,n", [(4, 2), (8, 18)])
-def test_a_rollouts_noise_drawn_at_once_gives_the_actions_of_drawing_each_step(num_envs, n):
-    """The training loop draws a rollout's Gumbel noise up front: same seed, same actions as step by step."""
-    head, steps = CategoricalHead(n), 64
-    logits = torch.randn(steps, num_envs, n)
-    torch.manual_seed(5)
-    one_by_one = torch.stack([head.sample(logits[t]) for t in range(steps)])
-    after = torch.rand(3)
-    torch.manual_seed(5)
-    noise = head.rollout_noise(steps, num_envs)
-    assert noise.shape == (steps, num_envs, n)
-    drawn_at_once = torch.stack([head.sample(logits[t], noise[t]) for t in range(steps)])
-    assert torch.equal(drawn_at_once, one_by_one)
-    assert torch.equal(torch.rand(3), after)  # and the generator is left where it would have been
-    assert len(set(drawn_at_once.flatten().tolist())) > 1
-
-
-def test_gaussian_head_draws_per_step_and_takes_given_noise():
+def test_gaussian_head_samples_mean_plus_std_times_normal_noise():
     head = GaussianHead(2)
     with torch.no_grad():
         head.log_std.copy_(torch.tensor([-0.5, 0.3]))
-    assert head.rollout_noise(8, 4) is None  # drawn at once, torch's normal sampler would give other numbers
-    mean, noise = torch.randn(4, 2), torch.randn(4, 2)
-    torch.testing.assert_close(head.sample(mean, noise), mean + torch.tensor([-0.5, 0.3]).exp() * noise)
+    mean = torch.randn(4, 2)
+    torch.manual_seed(3)
+    sampled = head.sample(mean)
+    torch.manual_seed(3)
+    torch.testing.assert_close(sampled, mean + torch.tensor([-0.5, 0.3]).exp() * torch.randn(4, 2))
 
 
 def test_gaussian_head_matches_torch_distribution():
@@ -87,13 +73,14 @@ def test_mlp_continuous_has_state_independent_log_std():
     assert "head.log_std" in agent.state_dict()
 
 
-def test_mlp_computes_its_sequentials_with_the_parameters_they_hold_now():
+def test_mlp_computes_what_nn_sequential_computes_with_the_parameters_it_holds_now():
     agent = MLPActorCritic(OBS, gym.spaces.Discrete(3))
     # New parameter objects, not copies into the old ones: a forward that kept the old tensors would miss them.
     agent.load_state_dict({name: torch.randn_like(value) for name, value in agent.state_dict().items()}, assign=True)
     obs = torch.randn(8, 4)
     logits, value = agent(obs)
-    assert torch.equal(logits, agent.actor(obs)) and torch.equal(value, agent.critic(obs).squeeze(-1))
+    assert torch.equal(logits, torch.nn.Sequential.forward(agent.actor, obs))  # each layer called as a module
+    assert torch.equal(value, torch.nn.Sequential.forward(agent.critic, obs).squeeze(-1))
 
 
 @pytest.mark.parametrize("action_space", [gym.spaces.Discrete(3), gym.spaces.Box(-2, 2, (2,), np.float32)])
@@ -108,28 +95,29 @@ def test_mlp_rollout_sample_runs_the_actor_alone_and_draws_as_act_does(action_sp
 
 
 @pytest.mark.parametrize("n, obs_dtype", [(2, np.float32), (3, np.float64)])
-def test_mlp_host_sampler_draws_the_actions_of_sample(n, obs_dtype):
+def test_numpy_sampler_draws_the_actions_of_sample(n, obs_dtype):
     agent = MLPActorCritic(OBS, gym.spaces.Discrete(n))
     with torch.no_grad():  # logits far from uniform, so that the actions depend on the network
         agent.actor[4].weight.mul_(300)
-    sample_host = agent.host_sampler()
+    sample_numpy = numpy_sampler(agent)
 
     def both_samplers(seed):
         generator = np.random.default_rng(seed)
-        host_actions, torch_actions = [], []
+        numpy_actions, torch_actions = [], []
         for i in range(200):
-            size = (16, 5)[i % 2]  # batch sizes taking turns: each has its own outputs in the sampler
-            obs = generator.normal(size=(size, 4)).astype(obs_dtype)
-            noise = agent.head.rollout_noise(1, size)[0]
-            host_actions.append(sample_host(obs, noise.numpy()))
+            obs = generator.normal(size=((16, 5)[i % 2], 4)).astype(obs_dtype)
+            state = torch.get_rng_state()
+            numpy_actions.append(sample_numpy(obs))
+            torch.set_rng_state(state)  # the same uniforms for torch's draw
             with torch.no_grad():
-                torch_actions.append(agent.sample(torch.from_numpy(obs), noise).numpy())
-        return np.concatenate(host_actions), np.concatenate(torch_actions)
+                torch_actions.append(agent.sample(torch.from_numpy(obs)).numpy())
+        return np.concatenate(numpy_actions), np.concatenate(torch_actions)
 
     torch.manual_seed(0)
     host, reference = both_samplers(0)
     assert host.dtype == np.int64 and host.shape == (100 * 16 + 100 * 5,)
     np.testing.assert_array_equal(host, reference)
+    assert len(set(host.tolist())) == n
     with torch.no_grad():  # in place, as the optimizer does: the sampler made before must see it
         for parameter in agent.parameters():
             parameter.add_(torch.randn_like(parameter), alpha=0.3)
@@ -139,8 +127,9 @@ def test_mlp_host_sampler_draws_the_actions_of_sample(n, obs_dtype):
     assert not np.array_equal(host_after, host)  # same observations and noise: the change did change actions
 
 
-def test_mlp_host_sampler_only_for_discrete_actions():
-    assert MLPActorCritic(OBS, gym.spaces.Box(-2, 2, (2,), np.float32)).host_sampler() is None
+def test_numpy_sampler_only_for_categorical_mlps_in_cpu_float32():
+    assert numpy_sampler(MLPActorCritic(OBS, gym.spaces.Box(-2, 2, (2,), np.float32))) is None
+    assert numpy_sampler(MLPActorCritic(OBS, gym.spaces.Discrete(2)).double()) is None
 
 
 def test_orthogonal_init_gains():

@@ -8,15 +8,16 @@ from conftest import only_run_dir
 
 import main
 import main_atari
+import ppo.config
 from networks.cnn import NatureCNNActorCritic
-from ppo.train import mixed_precision
+from ppo.update import mixed_precision
 
 FRAMES = gym.spaces.Box(0, 255, (4, 84, 84), np.uint8)
 
 
 def make_cnn() -> NatureCNNActorCritic:
     torch.manual_seed(0)
-    return NatureCNNActorCritic(FRAMES, gym.spaces.Discrete(4), channels_last=True)
+    return NatureCNNActorCritic(FRAMES, gym.spaces.Discrete(4), device="cpu")
 
 
 def test_bf16_runs_the_convolutions_in_bfloat16_and_hands_back_float32():
@@ -63,10 +64,15 @@ def test_every_forward_of_a_run_uses_the_chosen_precision(bf16, tmp_path, monkey
 
 @pytest.mark.parametrize("supported", [True, False])
 def test_bf16_warns_only_without_hardware_support_and_trains_either_way(supported, tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: supported)
-    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
+    monkeypatch.setattr(ppo.config, "cpu_has_bfloat16", lambda: supported)
     assert main.main(["--total-timesteps", "128", "--num-steps-collected", "32", "--bf16",
                       "--log-dir", str(tmp_path / "runs"), "--no-progress"]) == 0
     warning = ("warning: --bf16: this CPU has no AVX512-BF16 or AMX instructions, so bfloat16 is emulated: "
                "several times slower than float32 (Breakout: 9x on an AVX2 CPU)")
     assert capsys.readouterr().err.strip().splitlines() == ([] if supported else [warning])
+
+
+def test_the_cpu_check_reads_the_flags_linux_lists():
+    with open("/proc/cpuinfo") as cpuinfo:
+        flags = next(line for line in cpuinfo if line.startswith("flags")).split()
+    assert ppo.config.cpu_has_bfloat16() == ("avx512_bf16" in flags or "amx_bf16" in flags)

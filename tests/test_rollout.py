@@ -36,7 +36,7 @@ def test_stored_log_probs_and_values_belong_to_the_stored_steps(entry, env_id, b
     monkeypatch.setattr(ppo.train, "update_policy", spy)
     assert entry(["--environment-id", env_id, *FLAGS, "--log-dir", str(tmp_path / "runs")]) == 0
     (agent, batch), = seen
-    assert agent.evaluate_rollout_in_batch is batched
+    assert agent.separate_critic is batched
     assert isinstance(agent, MLPActorCritic if batched else NatureCNNActorCritic)
     assert len(batch.obs) == 32
 
@@ -53,7 +53,7 @@ def test_stored_log_probs_and_values_belong_to_the_stored_steps(entry, env_id, b
 
 @pytest.mark.parametrize("flags, torch_sampling", [([], False), (["--bf16"], True)])
 def test_cpu_rollouts_sample_in_numpy_except_under_bf16(flags, torch_sampling, tmp_path, monkeypatch):
-    """The host sampler is what a float32 CPU rollout runs; under --bf16 the actions must come from the same
+    """The NumPy sampler is what a float32 CPU rollout runs; under --bf16 the actions must come from the same
     bfloat16 forward as the stored log-probabilities, so from torch."""
     calls = []
     sample = MLPActorCritic.sample

@@ -18,10 +18,9 @@ from __future__ import annotations
 from typing import Any
 
 import gymnasium as gym
-from gymnasium.vector import VectorEnv
 
-from ppo.config import UsageError
-from wrappers.vector import is_atari, lookup_spec, make_vector_env, register_atari, with_video
+from ppo.cli import UsageError
+from wrappers.vector import is_atari, lookup_spec, register_atari, with_video
 
 GAMES_HINT = ("python -c \"import gymnasium, ale_py; gymnasium.register_envs(ale_py); "
               "print([i for i in gymnasium.registry if i.startswith('ALE/')])\" lists the games")
@@ -131,41 +130,3 @@ def make_atari_env(env_id: str, video_dir: str | None = None, noop_max: int = 30
     if not evaluation:
         env = gym.wrappers.ClipReward(env, -1, 1)
     return gym.wrappers.FrameStackObservation(env, 4)
-
-
-def choose_env_backend(requested: str, capture_video: bool, vec_backend: str) -> str:
-    """``--env-backend auto``: ale-py's threaded vector env, the fastest that needs nothing beyond
-    requirements.txt (Breakout env stepping 3.32 -> 1.88 s per 8,192 steps), unless what was asked for needs the
-    gymnasium backend: videos, or subprocess stepping. Any other choice is checked against those flags."""
-    if requested == "auto":
-        needs_gymnasium = capture_video or vec_backend != "sync" or not has_ale_vector_env()
-        return "gymnasium" if needs_gymnasium else "ale-vector"
-    if requested != "gymnasium" and capture_video:
-        raise UsageError("argument --capture-video: videos are recorded by the gymnasium backend only "
-                         f"(drop --env-backend {requested})")
-    if requested != "gymnasium" and vec_backend != "sync":
-        raise UsageError(f"argument --vec-backend: {vec_backend} stepping is for the gymnasium backend; "
-                         f"--env-backend {requested} steps its envs in its own threads (drop one of the two)")
-    return requested
-
-
-def has_ale_vector_env() -> bool:
-    try:
-        import ale_py.vector_env  # noqa: F401
-    except ImportError:  # ale-py builds without it (older versions, some platforms)
-        return False
-    return True
-
-
-def make_atari_envs(env_id: str, num_envs: int, video_dir: str | None = None, backend: str = "sync",
-                    env_backend: str = "gymnasium") -> VectorEnv:
-    if env_backend == "ale-vector":
-        from wrappers.ale_vector import AleVectorAtari
-
-        return AleVectorAtari(env_id, num_envs)
-    if env_backend == "envpool":
-        from wrappers.envpool_atari import EnvPoolAtari
-
-        return EnvPoolAtari(env_id, num_envs)
-    return make_vector_env(lambda video: make_atari_env(env_id, video), num_envs, video_dir, backend)
-

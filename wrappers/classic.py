@@ -5,7 +5,7 @@ from __future__ import annotations
 import gymnasium as gym
 from gymnasium.vector import VectorEnv
 
-from ppo.config import UsageError
+from ppo.cli import UsageError
 from wrappers.vector import is_atari, lookup_spec, make_vector_env, with_video
 
 

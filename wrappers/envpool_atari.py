@@ -19,7 +19,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium.vector import AutoresetMode, VectorEnv
 
-from ppo.config import UsageError
+from ppo.cli import UsageError
 
 FRAME_SKIP = 4
 INSTALL_HINT = "pip install -r requirements-envpool.txt"

@@ -8,7 +8,7 @@ from collections.abc import Callable
 import gymnasium as gym
 from gymnasium.vector import AsyncVectorEnv, AutoresetMode, SyncVectorEnv, VectorEnv
 
-from ppo.config import UsageError
+from ppo.cli import UsageError
 
 REGISTRY_HINT = "python -c 'import gymnasium; gymnasium.pprint_registry()' lists the ids"
 

@@ -1,0 +1,82 @@
+"""Command-line plumbing with no torch and no trainer: the one-line error, the parser that prints it, and the value
+types of the flags. Every layer may import it (the wrappers' checks, ``python -m ppo.plot``), so it imports
+nothing of this project.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import re
+from collections.abc import Callable
+from typing import Any, NoReturn, TypeVar
+
+T = TypeVar("T")
+
+
+class UsageError(Exception):
+    """Bad input from the user: reported as one line on stderr with exit status 2."""
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """An ArgumentParser whose errors are a single line on stderr (no usage dump), exit status 2."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Let "-1e-3" be read as a (bad) value, not as an unknown option, so the error names the real problem.
+        self._negative_number_matcher = re.compile(r"^-(\d+\.?\d*|\.\d+)(e[-+]?\d+)?$")
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+# ---- value types: each names the problem; argparse prefixes "argument --flag:" ----------------------------------
+
+
+def count(text: str) -> int:
+    """A positive whole number, also written the way people type it: 1e6, 1_000_000."""
+    try:
+        value = float(text.replace("_", ""))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive whole number, got {text!r}") from None
+    if not math.isfinite(value) or value != int(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive whole number, got {text!r}")
+    return int(value)
+
+
+def whole_number(text: str) -> int:
+    """Any whole number ≥ 0 (seeds), accepting 1e3 notation."""
+    try:
+        value = float(text.replace("_", ""))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number ≥ 0, got {text!r}") from None
+    if not math.isfinite(value) or value != int(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"expected a whole number ≥ 0, got {text!r}")
+    return int(value)
+
+
+def _float_in(name: str, ok: Callable[[float], bool]) -> Callable[[str], float]:
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {name}, got {text!r}") from None
+        if not math.isfinite(value) or not ok(value):
+            raise argparse.ArgumentTypeError(f"expected {name}, got {text!r}")
+        return value
+
+    parse.__name__ = name
+    return parse
+
+
+positive_float = _float_in("a number > 0", lambda v: v > 0)
+non_negative_float = _float_in("a number ≥ 0", lambda v: v >= 0)
+unit_interval = _float_in("a number in [0, 1]", lambda v: 0 <= v <= 1)
+
+
+def checked(parser: argparse.ArgumentParser, check: Callable[[], T]) -> T:
+    """Runs every input check; a UsageError becomes one line on stderr and exit status 2."""
+    try:
+        return check()
+    except UsageError as error:
+        parser.error(str(error))

@@ -1,0 +1,168 @@
+"""One rollout: ``num_steps`` steps of all envs, written into the rollout buffer.
+
+Two things vary between runs and are decided once, before the loop, never in it:
+- how the vector env resets a finished env (its autoreset mode): ``LearnerEnvs`` hides the difference;
+- how an action is chosen (``rollout_policy``): one forward per step for action, log-probability and value, or the
+  actor alone per step and one batched evaluation of the whole rollout after it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+import torch
+from gymnasium.vector import AutoresetMode, VectorEnv
+
+from networks.actor_critic import ActorCritic
+from networks.numpy_actor import numpy_sampler
+from ppo.buffer import RolloutBuffer
+from ppo.normalize import ObservationNormalizer
+from ppo.tracking import PhaseTimers, RunLogger
+
+
+@dataclass
+class EnvStep:
+    """What one step of all envs hands the learner."""
+
+    reward: np.ndarray
+    terminated: np.ndarray
+    truncated: np.ndarray  # cut by a time limit and not terminated: to be bootstrapped
+    valid: np.ndarray | None  # False for envs whose step was a reset (NEXT_STEP); None: all were transitions
+    final_envs: np.ndarray  # indices of the envs in ``truncated``
+    final_obs: torch.Tensor | None  # their last observations, as the learner sees observations
+    episodes: tuple[np.ndarray, np.ndarray] | None  # returns and lengths of the episodes that ended
+
+
+class LearnerEnvs:
+    """A vector env as the learner sees it: observations normalized (where there is a normalizer) and as tensors on
+    the training device, and one answer per step whatever the autoreset mode.
+
+    SAME_STEP (Gymnasium's vector envs as wrappers.vector builds them): a finished env is reset within the step
+    and its last observation is ``info["final_obs"]``. NEXT_STEP (native vector envs, ale-py's, EnvPool): the step
+    returns the last observation, and the env's next step is a reset whose action is ignored, marked not valid
+    so the update leaves it out. test_bootstrap.py holds both."""
+
+    def __init__(self, envs: VectorEnv, obs_normalizer: ObservationNormalizer | None, device: torch.device) -> None:
+        self.envs, self.obs_normalizer, self.device = envs, obs_normalizer, device
+        self.next_step_mode = envs.metadata.get("autoreset_mode") == AutoresetMode.NEXT_STEP
+        self.resetting = np.zeros(envs.num_envs, bool)  # NEXT_STEP: envs whose next step is a reset
+        self.obs: torch.Tensor | None = None  # the observations to act on next
+
+    def observe(self, obs: np.ndarray, update_statistics: bool = True) -> torch.Tensor:
+        if self.obs_normalizer is not None:
+            obs = self.obs_normalizer(obs, update=update_statistics)
+        return torch.from_numpy(obs) if self.device.type == "cpu" else torch.as_tensor(obs, device=self.device)
+
+    def reset(self, seed: int) -> None:
+        """Env i gets ``seed + i``."""
+        obs, _ = self.envs.reset(seed=seed)
+        self.resetting[:] = False
+        self.obs = self.observe(obs)
+
+    def step(self, actions: np.ndarray) -> EnvStep:
+        obs, reward, terminated, truncated, info = self.envs.step(actions)
+        valid = None
+        if self.next_step_mode:
+            valid, self.resetting = ~self.resetting, terminated | truncated
+        truncated = truncated & ~terminated
+        final_envs = np.flatnonzero(truncated)
+        final_obs = None
+        if len(final_envs):
+            last = obs[final_envs] if self.next_step_mode else np.stack(info["final_obs"][final_envs])
+            final_obs = self.observe(last, update_statistics=False)
+        self.obs = self.observe(obs)
+        # Episode statistics: in final_info (SAME_STEP) or in info itself (vector-level statistics).
+        statistics, episodes = info.get("final_info") or info, None
+        if "episode" in statistics:
+            done, finished = statistics["_episode"], statistics["episode"]
+            episodes = finished["r"][done], finished["l"][done]
+        return EnvStep(reward, terminated, truncated, valid, final_envs, final_obs, episodes)
+
+
+class RolloutPolicy(Protocol):
+    agent: ActorCritic
+
+    def act(self, obs: torch.Tensor, step: int, buffer: RolloutBuffer) -> np.ndarray:
+        """Chooses and stores step ``step``'s actions; returns them for the env."""
+
+    def finish(self, buffer: RolloutBuffer) -> None:
+        """Completes the buffer's log-probabilities and values once the rollout's last step is stored."""
+
+
+class ActEachStep:
+    """A shared trunk: one forward per step gives the action, its log-probability and the value."""
+
+    def __init__(self, agent: ActorCritic) -> None:
+        self.agent = agent
+
+    def act(self, obs: torch.Tensor, step: int, buffer: RolloutBuffer) -> np.ndarray:
+        action, buffer.logprobs[step], buffer.values[step] = self.agent.act(obs)
+        return buffer.store_action(step, action)
+
+    def finish(self, buffer: RolloutBuffer) -> None:
+        pass
+
+
+class SampleThenEvaluate:
+    """A separate critic: each step runs the actor alone; the log-probabilities and values of the whole rollout
+    come from one batched pass after it. The parameters do not change within a rollout, so they are the numbers a
+    per-step forward would give (test_rollout.py)."""
+
+    def __init__(self, agent: ActorCritic) -> None:
+        self.agent = agent
+
+    def act(self, obs: torch.Tensor, step: int, buffer: RolloutBuffer) -> np.ndarray:
+        return buffer.store_action(step, self.agent.sample(obs))
+
+    def finish(self, buffer: RolloutBuffer) -> None:
+        logprobs, _, values = self.agent.evaluate(buffer.obs.flatten(0, 1), buffer.actions.flatten(0, 1))
+        buffer.logprobs.copy_(logprobs.view_as(buffer.logprobs))
+        buffer.values.copy_(values.view_as(buffer.values))
+
+
+class NumpyActorThenEvaluate(SampleThenEvaluate):
+    """SampleThenEvaluate with each step's actions drawn in NumPy (networks/numpy_actor.py says why), the same
+    actions as the actor's torch forward would draw (test_networks.py)."""
+
+    def __init__(self, agent: ActorCritic, sample: Callable[[np.ndarray], np.ndarray]) -> None:
+        super().__init__(agent)
+        self.sample = sample
+
+    def act(self, obs: torch.Tensor, step: int, buffer: RolloutBuffer) -> np.ndarray:
+        return buffer.store_action(step, torch.from_numpy(self.sample(obs.numpy())))
+
+
+def rollout_policy(agent: ActorCritic, device: torch.device, bf16: bool) -> RolloutPolicy:
+    """How this run's rollouts choose actions, decided once. Under --bf16 the actions come from the same bfloat16
+    forward as the stored log-probabilities, so from torch."""
+    if not agent.separate_critic:
+        return ActEachStep(agent)
+    sample = numpy_sampler(agent) if device.type == "cpu" and not bf16 else None
+    return NumpyActorThenEvaluate(agent, sample) if sample is not None else SampleThenEvaluate(agent)
+
+
+def collect_rollout(envs: LearnerEnvs, policy: RolloutPolicy, buffer: RolloutBuffer, logger: RunLogger,
+                    timers: PhaseTimers, global_step: int, stop_requested: Callable[[], bool]) -> bool:
+    """Fills ``buffer`` with the next ``buffer.num_steps`` steps of all envs (call under torch.no_grad).
+    ``global_step``: env steps before this rollout. False where a stop was requested before the rollout was
+    complete: the buffer is then incomplete and the rollout is to be dropped."""
+    buffer.start_rollout()
+    for step in range(buffer.num_steps):
+        with timers.inference:
+            obs = buffer.store_obs(step, envs.obs)
+            actions = policy.act(obs, step, buffer)
+        with timers.env:
+            result = envs.step(actions)
+        buffer.store_step(step, result.reward, result.terminated, result.truncated, result.valid)
+        if result.final_obs is not None:
+            buffer.store_final_values(step, result.final_envs, policy.agent.value(result.final_obs))
+        if result.episodes is not None:
+            logger.episodes_finished(global_step + (step + 1) * buffer.num_envs, *result.episodes)
+        if stop_requested():
+            return False
+    with timers.inference:
+        policy.finish(buffer)
+    return True
