@@ -31,7 +31,7 @@ def main(argv: list[str] | None = None) -> int:
     obs_normalizer = ObservationNormalizer(observation_space.shape) \
         if continuous and args.normalize_observation else None
     # Reward scaling for every action space: it keeps value targets near unit scale, where the value clip range
-    # (--clip-coeff) and the global grad-norm clip are meant to act (CartPole-v1 at 100k steps: 258 -> 499).
+    # (--clip-coeff) and the global grad-norm clip are meant to act (README, How it trains, has the measurement).
     reward_scaler = RewardScaler(args.num_envs, args.gae_gamma) if args.normalize_reward else None
 
     return run_training(

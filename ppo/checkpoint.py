@@ -12,7 +12,7 @@ import os
 import platform
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import torch
@@ -20,9 +20,7 @@ import torch
 from ppo.cli import UsageError
 from ppo.normalize import RunningMeanStd
 from ppo.rng import rng_states, set_rng_states
-
-if TYPE_CHECKING:
-    from ppo.train import TrainState
+from ppo.state import TrainState
 
 CHECKPOINT_DIR = "checkpoints"
 MODEL_FILE = "model.pt"

@@ -5,10 +5,8 @@ and hands them to tensorboard's ``EventFileWriter`` until standard input closes.
 serializes its events and writes them to a pipe (``ppo.tracking.RunLogger``): tensorboard's writer is Python
 (serializing again, a CRC computed byte by byte, a file opened and closed per event) and runs in a thread of
 whatever process holds it, so in the training process it took the interpreter lock from the training loop at
-every event. Measured on CartPole (40,960 steps, 410 events): 17,900 SPS with the writer in the process, 21,200
-with no events written at all (medians of 6 alternating runs); with the writer here, 16,700 -> 19,500 (6 more).
-This file imports tensorboard only, so the child starts in about 0.2 s and is run by path, not as part of the
-``ppo`` package.
+every event (docs/performance.md has the figures). This file imports tensorboard only, so the child starts
+quickly, and it is run by path, not as part of the ``ppo`` package.
 """
 
 from __future__ import annotations

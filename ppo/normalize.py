@@ -14,14 +14,13 @@ import numpy as np
 
 
 def _clip(x: np.ndarray, bound: float) -> np.ndarray:
-    """np.clip(x, -bound, bound), NaN included, without np.clip's Python wrapper (1.4 -> 0.8 µs on a step's
-    few values; these run once per env step)."""
+    """np.clip(x, -bound, bound), NaN included, without np.clip's Python wrapper (this runs once per env step)."""
     return np.minimum(np.maximum(x, -bound), bound)
 
 
 def batch_moments(batch: np.ndarray, axis: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Mean and population variance along ``axis``, as sum/n rather than mean()/var(): the same numbers without
-    NumPy's reduction wrappers (≈ 2x faster on the few values of a step, where this runs once per env step)."""
+    NumPy's reduction wrappers, which cost more than the arithmetic on a step's few values (once per env step)."""
     count = batch.shape[axis]
     mean = batch.sum(axis=axis, keepdims=True) / count
     return mean.squeeze(axis), np.square(batch - mean).sum(axis=axis) / count
@@ -92,7 +91,7 @@ class RewardScaler:
         numbers are those of step-by-step calls, to the bit), but the steps' batch moments are computed in a few
         array operations, and the two recursions (returns along each env, running moments along the steps) on
         Python floats: the same IEEE double arithmetic as NumPy's, without NumPy's per-call cost on a step's few
-        numbers. A CartPole rollout (128 steps x 4 envs): 0.49 -> 0.15 ms."""
+        numbers."""
         gamma, columns, ends = self.gamma, [], []
         for total, reward_column, done_column in zip(self.returns.tolist(), rewards.T.tolist(), dones.T.tolist(),
                                                      strict=True):

@@ -22,8 +22,9 @@ from ppo.cli import UsageError, checked
 from ppo.config import TrainConfig, TrainingParser, check_bf16
 from ppo.normalize import ObservationNormalizer, RewardScaler
 from ppo.rng import seed_everything
+from ppo.state import TrainState
 from ppo.tracking import RunLogger, run_name
-from ppo.train import TrainState, train
+from ppo.train import train
 from ppo.update import make_optimizer
 
 EXIT_INTERRUPTED = 130  # the shell's code for a run stopped by Ctrl-C

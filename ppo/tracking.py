@@ -112,7 +112,7 @@ class RunLogger:
 
     def add_scalars(self, values: dict[str, float] | list[tuple[str, float]], global_step: int) -> None:
         """Scalars at one step as one TensorBoard event (a Summary with several values, as ``add_scalar``
-        writes each of them): tensorboard's writer pays its costs per event, about 20 µs of Python each."""
+        writes each of them): tensorboard's writer pays its costs per event."""
         items = values.items() if isinstance(values, dict) else values
         self.add_event(Event(step=global_step, summary=Summary(
             value=[Summary.Value(tag=tag, simple_value=float(value)) for tag, value in items])))

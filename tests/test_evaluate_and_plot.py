@@ -13,7 +13,7 @@ import main
 import main_atari
 from networks import MLPActorCritic
 from ppo import checkpoint, evaluate, plot
-from ppo.train import TrainState
+from ppo.state import TrainState
 from ppo.update import make_optimizer
 from wrappers.atari import make_atari_env
 from wrappers.classic import check_classic_env

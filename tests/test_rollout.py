@@ -11,6 +11,7 @@ from torch.distributions import Categorical, Normal
 
 import main
 import main_atari
+import ppo.rollout
 import ppo.train
 from networks import MLPActorCritic
 from networks.cnn import NatureCNNActorCritic
@@ -91,3 +92,16 @@ def test_frames_stored_channels_last_train_the_same_weights(tmp_path, monkeypatc
                   for name in ("nhwc", "nchw"))
     assert nhwc.keys() == nchw.keys()
     assert all(torch.equal(nhwc[key], nchw[key]) for key in nhwc)
+
+
+def test_numpy_and_torch_rollouts_train_the_same_weights(tmp_path, monkeypatch):
+    """The NumPy actor step is a speed path only: a CartPole run trains to the same weights, bit for bit, as with
+    the actor's torch forward (SampleThenEvaluate)."""
+    flags = ["--environment-id", "CartPole-v1", "--num-envs", "4", "--num-steps-collected", "32",
+             "--total-timesteps", "1024", "--no-progress"]
+    assert main.main([*flags, "--log-dir", str(tmp_path / "numpy")]) == 0
+    monkeypatch.setattr(ppo.rollout, "numpy_sampler", lambda agent: None)
+    assert main.main([*flags, "--log-dir", str(tmp_path / "torch")]) == 0
+    weights = [torch.load(only_run_dir(tmp_path / name) / "model.pt", weights_only=True)["model"]
+               for name in ("numpy", "torch")]
+    assert all(torch.equal(weights[0][key], weights[1][key]) for key in weights[0])

@@ -73,8 +73,7 @@ def make_native_vector_env(env_id: str, num_envs: int) -> VectorEnv:
 def make_classic_envs(env_id: str, num_envs: int, video_dir: str | None = None,
                       backend: str = "sync") -> VectorEnv:
     """``backend`` auto: the native vector env where there is one, from 8 envs on, and no video is recorded
-    (videos need the per-env render); else sync. Measured per CartPole env step, native vs sync: 4 envs 8.4 vs
-    7.3 µs, 8 envs 4.5 vs 6.6 µs, 64 envs 0.7 vs 5.9 µs."""
+    (videos need the per-env render); else sync. The native env pays from about 8 envs on (docs/performance.md)."""
     if backend == "auto":
         backend = "native" if has_native_vector_env(env_id) and num_envs >= 8 and not video_dir else "sync"
     if backend == "native":
