@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import sys
-
 import gymnasium as gym
 
 from networks import MLPActorCritic
 from ppo.cli import checked
 from ppo.config import CLASSIC, add_normalization_flags, build_parser, check_batch, select_device
 from ppo.normalize import ObservationNormalizer, RewardScaler
-from ppo.runner import parse_arguments, run_training
+from ppo.runner import exit_process, parse_arguments, run_training
 from wrappers.classic import check_classic_env, check_vec_backend, make_classic_envs
 
 
@@ -44,4 +42,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_process(main())

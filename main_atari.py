@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import sys
-
 from networks.cnn import NatureCNNActorCritic
 from ppo.cli import checked
 from ppo.config import ATARI, add_atari_flags, build_parser, check_batch, select_device
-from ppo.runner import parse_arguments, run_training
+from ppo.runner import exit_process, parse_arguments, run_training
 from wrappers.atari import check_atari_env
 from wrappers.atari_backends import choose_env_backend, make_atari_envs
 from wrappers.envpool_atari import check_envpool
@@ -38,4 +36,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_process(main())

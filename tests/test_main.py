@@ -119,6 +119,22 @@ def test_bad_input_from_the_shell_has_no_traceback(tmp_path):
     assert "512" in result.stderr and not (tmp_path / "runs").exists()
 
 
+def test_a_run_from_the_shell_leaves_its_output_and_files_complete(tmp_path):
+    """The script ends without the interpreter's teardown (ppo.runner.exit_process): everything it prints and
+    writes must be complete by then."""
+    log_dir = tmp_path / "runs"
+    result = subprocess.run([sys.executable, str(ROOT / "main.py"), *SMALL, "--total-timesteps", "1024",
+                             "--log-dir", str(log_dir), "--timings"], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.strip().splitlines()
+    assert lines[-2].startswith("1,024 steps in ") and lines[-1].startswith("time per phase: env ")
+    run_dir = only_run_dir(log_dir)
+    scalars = read_scalars(run_dir)
+    assert TAGS <= set(scalars) and scalars["charts/SPS"][-1][0] == 1024  # the last update's events too
+    assert torch.load(run_dir / "model.pt", weights_only=True)["global_step"] == 1024
+    assert len(list((run_dir / "checkpoints").glob("step_*.pt"))) == 3
+
+
 @pytest.mark.slow
 def test_cartpole_learns(tmp_path, capsys):
     """Random play scores about 22; within 75k steps (defaults, seed 1) the mean of the last 20 episodes must
