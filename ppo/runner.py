@@ -79,8 +79,11 @@ def exit_process(code: int) -> NoReturn:
     """Ends the process with ``code`` without the interpreter's teardown, which after importing torch takes about
     half a second, a tenth of a default ``python main.py`` as a user times it (docs/performance.md). Call it only
     once the run has closed what it wrote: checkpoints and model.pt are fsynced and renamed, the event writer has
-    exited (RunLogger.close waits for it), the envs are closed; here the standard streams are flushed.
-    test_main.py runs the script and reads its output and files."""
+    exited (RunLogger.close waits for it), the envs are closed; here the standard streams are flushed. Under a
+    profiler or tracer (``python -m cProfile``, coverage) the process ends normally, so that they write their
+    results at exit. test_main.py runs the script and reads its output and files."""
+    if sys.getprofile() is not None or sys.gettrace() is not None:
+        sys.exit(code)
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(code)
