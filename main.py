@@ -6,7 +6,7 @@ import gymnasium as gym
 
 from networks import MLPActorCritic
 from ppo.cli import checked
-from ppo.config import CLASSIC, add_normalization_flags, build_parser, check_batch, select_device
+from ppo.config import CLASSIC, add_normalization_flags, build_parser, check_batch, check_output_paths, select_device
 from ppo.normalize import ObservationNormalizer, RewardScaler
 from ppo.runner import exit_process, parse_arguments, run_training
 from wrappers.classic import check_classic_env, check_vec_backend, make_classic_envs
@@ -19,6 +19,7 @@ def main(argv: list[str] | None = None) -> int:
 
     def check():  # every check before any env, directory or file is made
         check_batch(args)
+        check_output_paths(args)
         spaces = check_classic_env(args.environment_id)
         check_vec_backend(args.environment_id, args.vec_backend)
         return (*spaces, select_device(args.use_gpu))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from networks.cnn import NatureCNNActorCritic
 from ppo.cli import checked
-from ppo.config import ATARI, add_atari_flags, build_parser, check_batch, select_device
+from ppo.config import ATARI, add_atari_flags, build_parser, check_batch, check_output_paths, select_device
 from ppo.runner import exit_process, parse_arguments, run_training
 from wrappers.atari import check_atari_env
 from wrappers.atari_backends import choose_env_backend, make_atari_envs
@@ -18,6 +18,7 @@ def main(argv: list[str] | None = None) -> int:
 
     def check():  # every check before any env, directory or file is made
         check_batch(args)
+        check_output_paths(args)
         check_atari_env(args.environment_id)
         args.env_backend = choose_env_backend(args.env_backend, args.capture_video, args.vec_backend)
         if args.env_backend == "envpool":

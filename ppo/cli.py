@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import re
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
 T = TypeVar("T")
@@ -80,3 +82,23 @@ def checked(parser: argparse.ArgumentParser, check: Callable[[], T]) -> T:
         return check()
     except UsageError as error:
         parser.error(str(error))
+
+
+def check_directory(path: str, flag: str) -> None:
+    """A UsageError unless ``path`` is, or can be made as, a directory this process may write into. Makes
+    nothing."""
+    target = Path(path)
+    existing = next(p for p in (target, *target.parents) if p.exists())
+    if not existing.is_dir():
+        where = "is a file" if existing == target else f"is under {str(existing)!r}, which is a file"
+        raise UsageError(f"argument {flag}: {path!r} {where}: a directory is needed")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise UsageError(f"argument {flag}: {path!r} cannot be written: {str(existing)!r} is not writable")
+
+
+def check_output_file(path: str, flag: str) -> None:
+    """A UsageError unless ``path`` names a file this process may write (its directory may be made). Makes
+    nothing."""
+    if Path(path).is_dir():
+        raise UsageError(f"argument {flag}: {path!r} is a directory: a file name is needed")
+    check_directory(str(Path(path).parent), flag)

@@ -16,7 +16,16 @@ from typing import Any
 
 import torch
 
-from ppo.cli import OneLineParser, UsageError, count, non_negative_float, positive_float, unit_interval, whole_number
+from ppo.cli import (
+    OneLineParser,
+    UsageError,
+    check_directory,
+    count,
+    non_negative_float,
+    positive_float,
+    unit_interval,
+    whole_number,
+)
 
 # The type of every original flag, shared by both scripts (names and types are identical in both usages).
 FLAG_TYPES: dict[str, Callable[[str], Any]] = {
@@ -210,6 +219,15 @@ def add_normalization_flags(parser: TrainingParser) -> None:
                                   "(default: False)")
     parser.flag(group, "--no-normalize-reward", dest="normalize_reward", action="store_false", resume=KEPT,
                 help="turn off scaling rewards by the running std of the discounted return (default: False)")
+
+
+def check_output_paths(args: argparse.Namespace) -> None:
+    """Where the run will write: the log directory (a resumed run writes into its own run directory) and, with
+    --capture-video, videos/."""
+    if args.resume is None:
+        check_directory(args.log_dir, "--log-dir")
+    if args.capture_video:
+        check_directory("videos", "--capture-video")
 
 
 def check_batch(args: argparse.Namespace) -> None:

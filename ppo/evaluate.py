@@ -19,7 +19,7 @@ from tqdm import tqdm
 
 from networks.actor_critic import ActorCritic
 from ppo import checkpoint
-from ppo.cli import OneLineParser, UsageError, checked, count, whole_number
+from ppo.cli import OneLineParser, UsageError, check_directory, checked, count, whole_number
 from ppo.config import select_device
 from ppo.normalize import ObservationNormalizer
 
@@ -103,10 +103,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     def check():
-        return checkpoint.load(args.path, "argument PATH", prefer_model=True), select_device(args.use_gpu)
+        loaded = checkpoint.load(args.path, "argument PATH", prefer_model=True)
+        video_dir = (args.video_dir or f"videos/{loaded.run_dir.name}-eval") if args.capture_video else None
+        if video_dir:
+            check_directory(video_dir, "--video-dir" if args.video_dir else "--capture-video")
+        return loaded, video_dir, select_device(args.use_gpu)
 
-    loaded, device = checked(parser, check)
-    video_dir = (args.video_dir or f"videos/{loaded.run_dir.name}-eval") if args.capture_video else None
+    loaded, video_dir, device = checked(parser, check)
     env, agent, normalizer = checked(parser, lambda: make_env_and_agent(loaded.payload, video_dir, device))
     result = evaluate(env, agent, normalizer, args.episodes, args.deterministic, device, args.seed,
                       progress=sys.stdout.isatty() and not args.no_progress)

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ppo.cli import OneLineParser, UsageError, checked, count, unit_interval
+from ppo.cli import OneLineParser, UsageError, check_output_file, checked, count, unit_interval
 
 RUN_NAME = re.compile(r"^(?P<env>.+?)__(?P<exp>.+)__(?P<seed>\d+)__(?P<time>\d+)$")
 TAG = "charts/episodic_return"
@@ -144,6 +144,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     def check() -> list[Curve]:
+        check_output_file(args.output, "-o/--output")
         runs = find_runs(args.run_dirs)
         curves = [curve for curve in map(read_curve, runs) if curve is not None]
         if not curves:
