@@ -20,6 +20,7 @@ from networks.actor_critic import ActorCritic
 from ppo import checkpoint
 from ppo.cli import UsageError, checked
 from ppo.config import TrainConfig, TrainingParser, check_bf16
+from ppo.faults import NonFiniteError, check_weights
 from ppo.normalize import ObservationNormalizer, RewardScaler
 from ppo.rng import seed_everything
 from ppo.state import TrainState
@@ -28,6 +29,7 @@ from ppo.train import train
 from ppo.update import make_optimizer
 
 EXIT_INTERRUPTED = 130  # the shell's code for a run stopped by Ctrl-C
+EXIT_FAULT = 1
 
 
 def parse_arguments(parser: TrainingParser, argv: list[str] | None, script: str
@@ -135,6 +137,13 @@ class StopSignals:
         return self.received is not None
 
 
+def report_non_finite(error: NonFiniteError, env_id: str, checkpoints: list[Path]) -> int:
+    """One line on stderr: what was not finite, where, and what is left; exit status 1."""
+    kept = f"the last good checkpoint is {checkpoints[-1]}" if checkpoints else "no checkpoint had been written"
+    print(f"error: {error} in {env_id}: training stopped, nothing written after it; {kept}", file=sys.stderr)
+    return EXIT_FAULT
+
+
 def run_training(args: argparse.Namespace, script: str, make_envs: Callable[[str | None], VectorEnv],
                  make_agent: Callable[[VectorEnv], ActorCritic], device: torch.device,
                  obs_normalizer: ObservationNormalizer | None = None, reward_scaler: RewardScaler | None = None,
@@ -160,20 +169,30 @@ def run_training(args: argparse.Namespace, script: str, make_envs: Callable[[str
     writer = checkpoint.CheckpointWriter(run_dir, args.keep_checkpoints)
     save_every = args.save_every or -(-cfg.num_updates // 10)  # ten per run by default
 
+    def save_checkpoint(state: TrainState) -> Path:
+        check_weights(state.agent, state.global_step)
+        return writer.save(checkpoint.checkpoint_payload(state, args, script))
+
     def after_update(state: TrainState) -> None:
         if state.update % save_every == 0 or state.update == cfg.num_updates:
-            writer.save(checkpoint.checkpoint_payload(state, args, script))
+            save_checkpoint(state)
 
     with StopSignals() as signals, cpu_threads(args.cpu_threads):
-        result = train(envs, state, cfg, device, logger, signals.requested, after_update)
+        try:
+            result = train(envs, state, cfg, device, logger, signals.requested, after_update)
+        except NonFiniteError as error:
+            envs.close()
+            logger.close(state.global_step, 0, 0.0)
+            return report_non_finite(error, args.environment_id, checkpoint.checkpoints_in(run_dir))
     envs.close()
     if result.interrupted:
-        path = writer.save(checkpoint.checkpoint_payload(state, args, script))
+        path = save_checkpoint(state)
         print(logger.close(result.global_step, result.steps, result.seconds))
         gpu = " --use-gpu" if args.use_gpu else ""
         print(f"{signals.received}: stopped; checkpoint at step {state.global_step:,} (update {state.update} of "
               f"{cfg.num_updates}): {path}\nresume with: python {script}.py --resume {run_dir}{gpu}", flush=True)
         return EXIT_INTERRUPTED
+    check_weights(state.agent, state.global_step)
     checkpoint.write_atomically(checkpoint.model_payload(state, args, script), run_dir / checkpoint.MODEL_FILE)
     print(logger.close(result.global_step, result.steps, result.seconds))
     if args.timings:

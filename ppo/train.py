@@ -17,6 +17,7 @@ from gymnasium.vector import VectorEnv
 from networks.actor_critic import ActorCritic
 from ppo.buffer import RolloutBuffer
 from ppo.config import TrainConfig
+from ppo.faults import check_rollout, check_update
 from ppo.rollout import LearnerEnvs, collect_rollout, rollout_policy
 from ppo.state import TrainState
 from ppo.tracking import PhaseTimers, RunLogger
@@ -54,7 +55,8 @@ def train(envs: VectorEnv, state: TrainState, cfg: TrainConfig, device: torch.de
 
     ``stop_requested`` is asked after every env step and every update; when it says yes, the rollout in progress
     is dropped, ``state`` is left as it was after the last completed update, and the result says interrupted.
-    ``after_update`` is called with the state after each update (checkpoints)."""
+    ``after_update`` is called with the state after each update (checkpoints). A non-finite reward,
+    observation, loss or gradient raises NonFiniteError (ppo/faults.py) before it is used or checkpointed."""
     agent, optimizer = state.agent, state.optimizer
     buffer = make_buffer(envs, agent, cfg, device)
     learner_envs = LearnerEnvs(envs, state.obs_normalizer, device)
@@ -79,10 +81,12 @@ def train(envs: VectorEnv, state: TrainState, cfg: TrainConfig, device: torch.de
                 return result(interrupted=True)
             with timers.inference:
                 next_value = agent.value(learner_envs.obs)
+        check_rollout(buffer, state.global_step)
         with timers.gae:
             batch = buffer.finish(next_value, cfg.gamma, cfg.gae_lambda, state.reward_scaler)
         with timers.update:
             stats = update_policy(agent, optimizer, batch, cfg)
+        check_update(stats, state.global_step + cfg.batch_size)
         state.update, state.global_step = update + 1, state.global_step + cfg.batch_size
         sps = (state.global_step - start_step) / (time.perf_counter() - start)
         logger.update_finished(state.global_step, stats, learning_rate, sps)

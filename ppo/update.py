@@ -37,11 +37,12 @@ def explained_variance(predicted: torch.Tensor, target: torch.Tensor) -> float:
 def update_policy(agent: ActorCritic, optimizer: Adam, batch: Batch, cfg: TrainConfig
                   ) -> dict[str, float]:
     """``cfg.num_epochs`` passes over the batch, each a random partition into minibatches, one optimizer step per
-    minibatch. Returns the loss terms averaged over the minibatch steps, ratio_statistics over all their samples
-    and the critic's explained variance; nothing for an empty batch (every step of the rollout a reset step)."""
+    minibatch. Returns the loss terms and the gradient norm (before clipping) averaged over the minibatch steps,
+    ratio_statistics over all their samples and the critic's explained variance; nothing for an empty batch
+    (every step of the rollout a reset step)."""
     if len(batch) == 0:
         return {}
-    terms, log_ratios = [], []
+    terms, log_ratios, grad_norms = [], [], []
     for _ in range(cfg.num_epochs):
         for minibatch in batch.minibatches(cfg.num_minibatches):
             with mixed_precision(batch.obs.device, cfg.bf16):
@@ -52,12 +53,13 @@ def update_policy(agent: ActorCritic, optimizer: Adam, batch: Batch, cfg: TrainC
                 clip_value_loss=cfg.clip_value_loss)
             optimizer.zero_grad()
             loss.backward()
-            nn.utils.clip_grad_norm_(optimizer.param_groups[0]["params"], cfg.max_grad_norm)  # all of them, flat
+            grad_norms.append(nn.utils.clip_grad_norm_(optimizer.param_groups[0]["params"], cfg.max_grad_norm))
             optimizer.step()
             terms.append(step_terms)
             log_ratios.append(log_ratio)
     stats = dict(zip(LOSS_TERMS, torch.stack(terms).mean(0), strict=True))
     stats.update(ratio_statistics(torch.cat(log_ratios), cfg.clip_coef))
+    stats["grad_norm"] = torch.stack(grad_norms).mean()  # before clipping
     # One device->host transfer for all statistics, not one per minibatch.
     stats = dict(zip(stats.keys(), torch.stack(list(stats.values())).tolist(), strict=True))
     stats["explained_variance"] = explained_variance(batch.values, batch.returns)
