@@ -1,4 +1,5 @@
-"""Non-finite values in training: found cheaply (once per rollout and per update, vectorized), reported once.
+"""Faults in training: an env that raises, and non-finite values, found cheaply (once per rollout and per
+update, vectorized) and reported once.
 
 A NaN or an infinity in a reward, an observation, the loss or the gradient would spread to the normalization
 statistics and then to every weight, and the rotating checkpoints would replace every good one with it. The loop
@@ -12,6 +13,15 @@ import numpy as np
 import torch
 
 from ppo.buffer import RolloutBuffer
+
+
+class EnvError(Exception):
+    """The env raised (the user's env, usually): the original exception is ``__cause__``. ``global_step``: the env
+    steps before the failed call, set by the rollout (None for the reset before the first update)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.global_step: int | None = None
 
 
 class NonFiniteError(Exception):

@@ -19,6 +19,7 @@ from gymnasium.vector import AutoresetMode, VectorEnv
 from networks.actor_critic import ActorCritic
 from networks.numpy_actor import numpy_sampler
 from ppo.buffer import RolloutBuffer
+from ppo.faults import EnvError
 from ppo.normalize import ObservationNormalizer
 from ppo.tracking import PhaseTimers, RunLogger
 
@@ -58,12 +59,18 @@ class LearnerEnvs:
 
     def reset(self, seed: int) -> None:
         """Env i gets ``seed + i``."""
-        obs, _ = self.envs.reset(seed=seed)
+        try:
+            obs, _ = self.envs.reset(seed=seed)
+        except Exception as error:
+            raise EnvError from error
         self.resetting[:] = False
         self.obs = self.observe(obs)
 
     def step(self, actions: np.ndarray) -> EnvStep:
-        obs, reward, terminated, truncated, info = self.envs.step(actions)
+        try:
+            obs, reward, terminated, truncated, info = self.envs.step(actions)
+        except Exception as error:  # the env's own code: the runner shows its traceback
+            raise EnvError from error
         valid = None
         if self.next_step_mode:
             valid, self.resetting = ~self.resetting, terminated | truncated
@@ -148,14 +155,19 @@ def collect_rollout(envs: LearnerEnvs, policy: RolloutPolicy, buffer: RolloutBuf
                     timers: PhaseTimers, global_step: int, stop_requested: Callable[[], bool]) -> bool:
     """Fills ``buffer`` with the next ``buffer.num_steps`` steps of all envs (call under torch.no_grad).
     ``global_step``: env steps before this rollout. False where a stop was requested before the rollout was
-    complete: the buffer is then incomplete and the rollout is to be dropped."""
+    complete: the buffer is then incomplete and the rollout is to be dropped. An env that raises raises EnvError,
+    with the step it failed at."""
     buffer.start_rollout()
     for step in range(buffer.num_steps):
         with timers.inference:
             obs = buffer.store_obs(step, envs.obs)
             actions = policy.act(obs, step, buffer)
         with timers.env:
-            result = envs.step(actions)
+            try:
+                result = envs.step(actions)
+            except EnvError as error:
+                error.global_step = global_step + step * buffer.num_envs
+                raise
         buffer.store_step(step, result.reward, result.terminated, result.truncated, result.valid)
         if result.final_obs is not None:
             buffer.store_final_values(step, result.final_envs, policy.agent.value(result.final_obs))

@@ -9,6 +9,7 @@ import os
 import platform
 import signal
 import sys
+import traceback
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, NoReturn
@@ -20,12 +21,12 @@ from networks.actor_critic import ActorCritic
 from ppo import checkpoint
 from ppo.cli import UsageError, checked
 from ppo.config import TrainConfig, TrainingParser, check_bf16
-from ppo.faults import NonFiniteError, check_weights
+from ppo.faults import EnvError, NonFiniteError, check_weights
 from ppo.normalize import ObservationNormalizer, RewardScaler
 from ppo.rng import seed_everything
 from ppo.state import TrainState
 from ppo.tracking import RunLogger, run_name
-from ppo.train import train
+from ppo.train import TrainResult, train
 from ppo.update import make_optimizer
 
 EXIT_INTERRUPTED = 130  # the shell's code for a run stopped by Ctrl-C
@@ -137,11 +138,64 @@ class StopSignals:
         return self.received is not None
 
 
+class Checkpoints:
+    """Where and when a run's checkpoints are written: every ``--save-every`` updates, at the end, and at a stop
+    or an env's failure; never with a non-finite weight (ppo/faults.py)."""
+
+    def __init__(self, run_dir: Path, args: argparse.Namespace, script: str, cfg: TrainConfig) -> None:
+        self.writer = checkpoint.CheckpointWriter(run_dir, args.keep_checkpoints)
+        self.args, self.script, self.num_updates = args, script, cfg.num_updates
+        self.save_every = args.save_every or -(-cfg.num_updates // 10)  # ten per run by default
+
+    def save(self, state: TrainState) -> Path:
+        check_weights(state.agent, state.global_step)
+        return self.writer.save(checkpoint.checkpoint_payload(state, self.args, self.script))
+
+    def after_update(self, state: TrainState) -> None:
+        if state.update % self.save_every == 0 or state.update == self.num_updates:
+            self.save(state)
+
+    def save_model(self, state: TrainState) -> None:
+        check_weights(state.agent, state.global_step)
+        checkpoint.write_atomically(checkpoint.model_payload(state, self.args, self.script),
+                                    self.writer.run_dir / checkpoint.MODEL_FILE)
+
+
+def resume_command(script: str, run_dir: Path, args: argparse.Namespace) -> str:
+    return f"resume with: python {script}.py --resume {run_dir}" + (" --use-gpu" if args.use_gpu else "")
+
+
 def report_non_finite(error: NonFiniteError, env_id: str, checkpoints: list[Path]) -> int:
     """One line on stderr: what was not finite, where, and what is left; exit status 1."""
     kept = f"the last good checkpoint is {checkpoints[-1]}" if checkpoints else "no checkpoint had been written"
     print(f"error: {error} in {env_id}: training stopped, nothing written after it; {kept}", file=sys.stderr)
     return EXIT_FAULT
+
+
+def report_env_error(error: EnvError, args: argparse.Namespace, script: str, state: TrainState,
+                     saved: Path) -> int:
+    """The env's own traceback (it is the user's bug), then one line naming the env, the step and the exception,
+    and the command that resumes from the last completed update; exit status 1."""
+    cause = error.__cause__
+    step = state.global_step if error.global_step is None else error.global_step
+    traceback.print_exception(cause)
+    print(f"error: {args.environment_id} raised {type(cause).__name__}: {cause} at step {step:,}; "
+          f"checkpoint of the last completed update (step {state.global_step:,}): {saved}\n"
+          f"{resume_command(script, saved.parent.parent, args)}", file=sys.stderr, flush=True)
+    return EXIT_FAULT
+
+
+def report_stop(signal_name: str, state: TrainState, cfg: TrainConfig, saved: Path, args: argparse.Namespace,
+                script: str) -> int:
+    print(f"{signal_name}: stopped; checkpoint at step {state.global_step:,} (update {state.update} of "
+          f"{cfg.num_updates}): {saved}\n{resume_command(script, saved.parent.parent, args)}", flush=True)
+    return EXIT_INTERRUPTED
+
+
+def close_quietly(envs: VectorEnv) -> None:
+    """Closes the envs; after an env's failure, closing may fail too, and must not hide the first error."""
+    with contextlib.suppress(Exception):
+        envs.close()
 
 
 def run_training(args: argparse.Namespace, script: str, make_envs: Callable[[str | None], VectorEnv],
@@ -165,35 +219,28 @@ def run_training(args: argparse.Namespace, script: str, make_envs: Callable[[str
         checkpoint.restore(state, resumed.payload)
     logger = RunLogger(run_dir, args, cfg.num_updates * cfg.batch_size,
                        show_progress=sys.stdout.isatty() and not args.no_progress, start_step=state.global_step)
-
-    writer = checkpoint.CheckpointWriter(run_dir, args.keep_checkpoints)
-    save_every = args.save_every or -(-cfg.num_updates // 10)  # ten per run by default
-
-    def save_checkpoint(state: TrainState) -> Path:
-        check_weights(state.agent, state.global_step)
-        return writer.save(checkpoint.checkpoint_payload(state, args, script))
-
-    def after_update(state: TrainState) -> None:
-        if state.update % save_every == 0 or state.update == cfg.num_updates:
-            save_checkpoint(state)
-
+    checkpoints = Checkpoints(run_dir, args, script, cfg)
     with StopSignals() as signals, cpu_threads(args.cpu_threads):
         try:
-            result = train(envs, state, cfg, device, logger, signals.requested, after_update)
-        except NonFiniteError as error:
-            envs.close()
+            result = train(envs, state, cfg, device, logger, signals.requested, checkpoints.after_update)
+        except (NonFiniteError, EnvError) as error:
+            close_quietly(envs)
             logger.close(state.global_step, 0, 0.0)
-            return report_non_finite(error, args.environment_id, checkpoint.checkpoints_in(run_dir))
+            if isinstance(error, NonFiniteError):
+                return report_non_finite(error, args.environment_id, checkpoint.checkpoints_in(run_dir))
+            return report_env_error(error, args, script, state, checkpoints.save(state))
     envs.close()
+    return finish_run(result, state, cfg, logger, checkpoints, signals, args, script)
+
+
+def finish_run(result: TrainResult, state: TrainState, cfg: TrainConfig, logger: RunLogger,
+               checkpoints: Checkpoints, signals: StopSignals, args: argparse.Namespace, script: str) -> int:
+    """A stopped run's checkpoint and resume command, or a finished run's model.pt; the summary line."""
     if result.interrupted:
-        path = save_checkpoint(state)
+        saved = checkpoints.save(state)
         print(logger.close(result.global_step, result.steps, result.seconds))
-        gpu = " --use-gpu" if args.use_gpu else ""
-        print(f"{signals.received}: stopped; checkpoint at step {state.global_step:,} (update {state.update} of "
-              f"{cfg.num_updates}): {path}\nresume with: python {script}.py --resume {run_dir}{gpu}", flush=True)
-        return EXIT_INTERRUPTED
-    check_weights(state.agent, state.global_step)
-    checkpoint.write_atomically(checkpoint.model_payload(state, args, script), run_dir / checkpoint.MODEL_FILE)
+        return report_stop(signals.received, state, cfg, saved, args, script)
+    checkpoints.save_model(state)
     print(logger.close(result.global_step, result.steps, result.seconds))
     if args.timings:
         print("time per phase: " + ", ".join(f"{name} {seconds:.2f} s ({seconds / result.seconds:.0%})"

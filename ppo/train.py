@@ -17,7 +17,7 @@ from gymnasium.vector import VectorEnv
 from networks.actor_critic import ActorCritic
 from ppo.buffer import RolloutBuffer
 from ppo.config import TrainConfig
-from ppo.faults import check_rollout, check_update
+from ppo.faults import EnvError, check_rollout, check_update
 from ppo.rollout import LearnerEnvs, collect_rollout, rollout_policy
 from ppo.state import TrainState
 from ppo.tracking import PhaseTimers, RunLogger
@@ -56,7 +56,8 @@ def train(envs: VectorEnv, state: TrainState, cfg: TrainConfig, device: torch.de
     ``stop_requested`` is asked after every env step and every update; when it says yes, the rollout in progress
     is dropped, ``state`` is left as it was after the last completed update, and the result says interrupted.
     ``after_update`` is called with the state after each update (checkpoints). A non-finite reward,
-    observation, loss or gradient raises NonFiniteError (ppo/faults.py) before it is used or checkpointed."""
+    observation, loss or gradient raises NonFiniteError (ppo/faults.py) before it is used or checkpointed; an env
+    that raises, EnvError, with ``state`` rolled back to the last completed update."""
     agent, optimizer = state.agent, state.optimizer
     buffer = make_buffer(envs, agent, cfg, device)
     learner_envs = LearnerEnvs(envs, state.obs_normalizer, device)
@@ -76,7 +77,13 @@ def train(envs: VectorEnv, state: TrainState, cfg: TrainConfig, device: torch.de
         saved = state.rollout_start()
         learning_rate = optimizer.param_groups[0]["lr"] = learning_rate_at(cfg, update)
         with torch.no_grad(), mixed_precision(device, cfg.bf16):
-            if not collect_rollout(learner_envs, policy, buffer, logger, timers, state.global_step, stop_requested):
+            try:
+                complete = collect_rollout(learner_envs, policy, buffer, logger, timers, state.global_step,
+                                           stop_requested)
+            except EnvError:
+                state.roll_back(saved)  # as for a stop: the state after the last completed update, to be saved
+                raise
+            if not complete:
                 state.roll_back(saved)
                 return result(interrupted=True)
             with timers.inference:

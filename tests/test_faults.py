@@ -70,3 +70,37 @@ def test_a_non_finite_value_stops_the_run_and_keeps_the_good_checkpoints(fault, 
         assert all(torch.isfinite(tensor).all() for tensor in saved["model"].values())
         assert all(torch.isfinite(value).all() for state in saved["optimizer"]["state"].values()
                    for value in state.values())
+
+
+class Crashing(Faulty):
+    """Raises in its ``at``-th step, in env 1 of 2 (the user's bug)."""
+
+    def step(self, action):
+        if self.faulty and self.steps + 1 == self.at and not Crashing.disarmed:
+            raise RuntimeError("the user's env broke")
+        return super().step(action)
+
+    disarmed = False
+
+
+gym.register("Crashing-v0", entry_point=Crashing, kwargs={"fault": "none"})
+
+
+def test_an_env_that_raises_saves_the_last_update_shows_its_traceback_and_resumes(tmp_path, capsys):
+    Crashing.disarmed = False
+    flags = ["--num-envs", "2", "--num-steps-collected", "64", "--num-mini-batches", "2", "--no-progress"]
+    code = main.main(["--environment-id", "Crashing-v0", *flags, "--total-timesteps", "1024", "--save-every", "100",
+                      "--log-dir", str(tmp_path)])
+    assert code == 1
+    err = capsys.readouterr().err
+    assert "Traceback" in err and "the user's env broke" in err and "in step" in err  # the env's own frames
+    run_dir = only_run_dir(tmp_path)
+    last, resume = err.strip().splitlines()[-2:]
+    # The env failed in its 200th step (global step 398: 2 envs), in the 4th rollout: updates 1-3 are saved.
+    assert last.startswith("error: Crashing-v0 raised RuntimeError: the user's env broke at step 398; checkpoint "
+                           "of the last completed update (step 384): ")
+    assert [p.name for p in checkpoint.checkpoints_in(run_dir)] == ["step_000000000384.pt"]
+    assert resume == f"resume with: python main.py --resume {run_dir}"
+    Crashing.disarmed = True  # the user fixed the env
+    assert main.main(["--resume", str(run_dir), "--no-progress"]) == 0
+    assert torch.load(run_dir / "model.pt", weights_only=True)["global_step"] == 1024
