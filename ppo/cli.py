@@ -57,6 +57,14 @@ def whole_number(text: str) -> int:
     return int(value)
 
 
+def seed_number(text: str) -> int:
+    """A whole number in [0, 2**32 − 1], the range NumPy's global generator can be seeded with."""
+    value = whole_number(text)
+    if value > 2**32 - 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number from 0 to 2**32 - 1 (4294967295), got {text!r}")
+    return value
+
+
 def _float_in(name: str, ok: Callable[[float], bool]) -> Callable[[str], float]:
     def parse(text: str) -> float:
         try:

@@ -23,8 +23,8 @@ from ppo.cli import (
     count,
     non_negative_float,
     positive_float,
+    seed_number,
     unit_interval,
-    whole_number,
 )
 
 # The type of every original flag, shared by both scripts (names and types are identical in both usages).
@@ -42,7 +42,7 @@ FLAG_TYPES: dict[str, Callable[[str], Any]] = {
     "--ent-loss-coeff": non_negative_float,
     "--value-loss-coeff": non_negative_float,
     "--max-gradient": positive_float,
-    "--seed": whole_number,
+    "--seed": seed_number,
 }
 SWITCHES = ("--deterministic-torch", "--use-gpu")
 

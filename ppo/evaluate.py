@@ -19,7 +19,7 @@ from tqdm import tqdm
 
 from networks.actor_critic import ActorCritic
 from ppo import checkpoint
-from ppo.cli import OneLineParser, UsageError, check_directory, checked, count, whole_number
+from ppo.cli import OneLineParser, UsageError, check_directory, checked, count, seed_number
 from ppo.config import select_device
 from ppo.normalize import ObservationNormalizer
 
@@ -42,7 +42,7 @@ def build_parser() -> OneLineParser:
                         help="record every episode as an mp4 file (default: False)")
     parser.add_argument("--video-dir", default=None,
                         help="where the videos go (default: videos/<run name>-eval)")
-    parser.add_argument("--seed", type=whole_number, default=0,
+    parser.add_argument("--seed", type=seed_number, default=0,
                         help="seed of the first episode's reset (default: 0)")
     parser.add_argument("--use-gpu", action="store_true", help="run the network on CUDA (default: False)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar (default: False)")
