@@ -93,7 +93,9 @@ def checkpoints_in(run_dir: Path) -> list[Path]:
 
 
 class CheckpointWriter:
-    """Writes ``<run dir>/checkpoints/step_<global step>.pt`` and keeps the newest ``keep`` of them."""
+    """Writes ``<run dir>/checkpoints/step_<global step>.pt`` and keeps the newest ``keep`` of them. A process
+    killed in the middle of a write leaves only a hidden temporary file (write_atomically), removed at the next
+    save; every file under a checkpoint's name is complete (test_checkpoint.py kills a real writer)."""
 
     def __init__(self, run_dir: Path, keep: int) -> None:
         self.run_dir = run_dir
@@ -104,6 +106,8 @@ class CheckpointWriter:
         write_atomically(payload, path)
         for old in checkpoints_in(self.run_dir)[:-self.keep]:
             old.unlink()
+        for stale in (self.run_dir / CHECKPOINT_DIR).glob(".step_*.pt.tmp"):
+            stale.unlink(missing_ok=True)
         return path
 
 

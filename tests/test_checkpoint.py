@@ -219,3 +219,48 @@ def test_a_signal_stops_with_a_checkpoint_and_the_command_that_resumes_it(tmp_pa
         assert resume.returncode == 130, err
         assert f"(resumed at {stopped_at:,})" in out
         assert steps_of(run_dir)[-1] > stopped_at
+
+
+WRITER = """
+import sys, torch
+from pathlib import Path
+from ppo import checkpoint
+run_dir = Path(sys.argv[1])
+payload = torch.load(checkpoint.checkpoints_in(run_dir)[-1], weights_only=True)
+payload["padding"] = torch.ones(25_000_000)  # 100 MB: long enough a write to be killed in the middle of it
+writer = checkpoint.CheckpointWriter(run_dir, keep=3)
+step = payload["global_step"]
+while True:
+    payload["global_step"] = step = step + 1
+    writer.save(payload)
+"""
+
+
+@pytest.mark.slow
+def test_sigkill_in_the_middle_of_a_checkpoint_write_loses_nothing(tmp_path):
+    """A real writer process killed while a checkpoint file is half written: every checkpoint under its name
+    still loads, and --resume continues the run."""
+    run_dir = train(tmp_path, "--total-timesteps", "1024", "--save-every", "2")
+    (run_dir / "model.pt").unlink()
+    for survivor in checkpoint.checkpoints_in(run_dir)[1:]:
+        survivor.unlink()  # a run stopped after 2 updates, whose writer goes on writing (bigger) checkpoints
+    kills_mid_write = 0
+    for completed in range(3):  # killed during the first write, the second, the third
+        process = subprocess.Popen([sys.executable, "-c", WRITER, str(run_dir)], cwd=ROOT)
+        before = set(checkpoint.checkpoints_in(run_dir))
+        deadline = time.monotonic() + 120
+        partial = []
+        while time.monotonic() < deadline and not partial:
+            written = len(set(checkpoint.checkpoints_in(run_dir)) - before)
+            if written >= completed:
+                partial = [p for p in (run_dir / checkpoint.CHECKPOINT_DIR).glob(".step_*.tmp") if p.stat().st_size]
+            time.sleep(0.001)
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+        kills_mid_write += bool(partial)
+        for path in checkpoint.checkpoints_in(run_dir):
+            assert torch.load(path, weights_only=True)["script"] == "main", path
+    assert kills_mid_write == 3
+    assert main.main(["--resume", str(run_dir), "--no-progress"]) == 0
+    assert torch.load(run_dir / "model.pt", weights_only=True)["update"] == 8  # 1024 steps of 128
+    assert not list((run_dir / checkpoint.CHECKPOINT_DIR).glob(".*.tmp"))  # the killed writes' leftovers
