@@ -20,7 +20,7 @@ def main(argv: list[str] | None = None) -> int:
     def check():  # every check before any env, directory or file is made
         check_batch(args)
         check_output_paths(args)
-        spaces = check_classic_env(args.environment_id)
+        spaces = check_classic_env(args.environment_id, args.capture_video)
         check_vec_backend(args.environment_id, args.vec_backend)
         return (*spaces, select_device(args.use_gpu))
 

@@ -57,7 +57,7 @@ def make_env_and_agent(payload: dict, video_dir: str | None, device: torch.devic
         from networks.mlp import MLPActorCritic
         from wrappers.classic import check_classic_env, make_classic_env
 
-        check_classic_env(env_id)
+        check_classic_env(env_id, capture_video=video_dir is not None)
         env = make_classic_env(env_id, video_dir, every_episode=True)
         agent: ActorCritic = MLPActorCritic(env.observation_space, env.action_space, device=device)
     elif payload["script"] == "main_atari":

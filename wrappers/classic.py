@@ -9,8 +9,9 @@ from ppo.cli import UsageError
 from wrappers.vector import is_atari, lookup_spec, make_vector_env, with_video
 
 
-def check_classic_env(env_id: str) -> tuple[gym.Space, gym.Space]:
-    """Observation and action space of ``env_id`` if main.py can train on it; otherwise a UsageError.
+def check_classic_env(env_id: str, capture_video: bool = False) -> tuple[gym.Space, gym.Space]:
+    """Observation and action space of ``env_id`` if main.py can train on it (and, with ``capture_video``, record
+    it); otherwise a UsageError.
 
     Makes (and closes) one env, since only a real env knows its spaces; nothing is written to disk.
     """
@@ -23,7 +24,11 @@ def check_classic_env(env_id: str) -> tuple[gym.Space, gym.Space]:
         raise UsageError(f"argument --environment-id: {env_id!r} needs a package that is not installed: {error}"
                          ) from None
     observation_space, action_space = env.observation_space, env.action_space
+    render_modes = env.metadata.get("render_modes", [])
     env.close()
+    if capture_video and "rgb_array" not in render_modes:
+        raise UsageError(f"argument --capture-video: {env_id!r} cannot render frames to record (its render_modes: "
+                         f"{render_modes}; a video needs 'rgb_array')")
 
     if not (isinstance(observation_space, gym.spaces.Box) and len(observation_space.shape) == 1):
         hint = " (an image: use main_atari.py for Atari)" if isinstance(observation_space, gym.spaces.Box) \
@@ -41,7 +46,8 @@ def check_classic_env(env_id: str) -> tuple[gym.Space, gym.Space]:
 def make_classic_env(env_id: str, video_dir: str | None = None, every_episode: bool = False) -> gym.Env:
     """One env: full-episode statistics, actions clipped to the bounds at the env (the learner keeps the raw
     sample and its log-probability), and optionally video (``every_episode`` or Gymnasium's schedule)."""
-    env = gym.make(env_id, render_mode="rgb_array" if video_dir else None)
+    # render_mode only where frames are recorded: many hand-written envs take no such argument.
+    env = gym.make(env_id, **({"render_mode": "rgb_array"} if video_dir else {}))
     if video_dir:
         env = with_video(env, video_dir, every_episode)
     env = gym.wrappers.RecordEpisodeStatistics(env)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import importlib
 import os
+import sys
 from collections.abc import Callable
 
 import gymnasium as gym
@@ -20,11 +22,30 @@ def register_atari() -> None:
     gym.register_envs(ale_py)
 
 
-def lookup_spec(env_id: str) -> gym.envs.registration.EnvSpec:
-    """The registered spec for ``env_id`` or a UsageError naming the flag, the value and gymnasium's reason."""
-    register_atari()
+def import_env_module(env_id: str) -> str:
+    """For Gymnasium's ``module:Id`` form (what ``gym.make`` accepts): imports the module, which registers its envs,
+    and returns the id. The module is looked for on the import path and in the current directory, where a user's
+    own env file usually is."""
+    if ":" not in env_id:
+        return env_id
+    module, _, name = env_id.partition(":")
+    if os.getcwd() not in sys.path:
+        sys.path.append(os.getcwd())
     try:
-        return gym.spec(env_id)
+        importlib.import_module(module)
+    except Exception as error:  # the user's module: any error in it is a reason it cannot be used
+        raise UsageError(f"argument --environment-id: cannot import module {module!r} of {env_id!r}: "
+                         f"{type(error).__name__}: {error}") from None
+    return name
+
+
+def lookup_spec(env_id: str) -> gym.envs.registration.EnvSpec:
+    """The registered spec for ``env_id`` (or ``module:Id``) or a UsageError naming the flag, the value and
+    gymnasium's reason."""
+    register_atari()
+    name = import_env_module(env_id)
+    try:
+        return gym.spec(name)
     except gym.error.Error as error:
         raise UsageError(f"argument --environment-id: unknown environment {env_id!r}: {error} ({REGISTRY_HINT})"
                          ) from None

@@ -1,0 +1,82 @@
+"""A user's own env, written in a file of their own and named as Gymnasium's ``module:Id``."""
+
+import pytest
+import torch
+from conftest import only_run_dir
+
+import main
+from ppo import evaluate
+
+MODULE = '''
+import gymnasium as gym
+import numpy as np
+
+
+class Corridor(gym.Env):
+    """Walk right to the end of a corridor: +1 there, -0.01 a step. No render_mode argument, as in many envs."""
+
+    def __init__(self, length=4):
+        self.length = length
+        self.observation_space = gym.spaces.Box(0.0, 1.0, (1,), np.float32)
+        self.action_space = gym.spaces.Discrete(2)
+        self.position = 0
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        self.position = 0
+        return np.array([0.0], np.float32), {}
+
+    def step(self, action):
+        self.position = max(0, self.position + (1 if action == 1 else -1))
+        done = self.position == self.length
+        return np.array([self.position / self.length], np.float32), 1.0 if done else -0.01, done, False, {}
+
+
+gym.register("Corridor-v0", entry_point=Corridor, max_episode_steps=50)
+'''
+
+
+@pytest.fixture
+def user_dir(tmp_path, monkeypatch):
+    (tmp_path / "corridor_envs.py").write_text(MODULE)
+    monkeypatch.chdir(tmp_path)  # where the user runs main.py from: their module is there
+    return tmp_path
+
+
+def test_a_module_id_env_without_render_mode_trains_evaluates_and_resumes(user_dir, capsys):
+    flags = ["--environment-id", "corridor_envs:Corridor-v0", "--num-envs", "2", "--num-steps-collected", "64",
+             "--num-mini-batches", "2", "--no-progress", "--log-dir", str(user_dir / "runs")]
+    assert main.main([*flags, "--total-timesteps", "4096", "--save-every", "8"]) == 0
+    run_dir = only_run_dir(user_dir / "runs")
+    saved = torch.load(run_dir / "model.pt", weights_only=True)
+    assert saved["env_id"] == "corridor_envs:Corridor-v0"
+    capsys.readouterr()
+    assert evaluate.main([str(run_dir), "--episodes", "5", "--deterministic", "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "5 episodes of corridor_envs:Corridor-v0" in out
+    assert float(out.split("return ")[1].split(" ")[0]) > 0.9  # learned: 4 steps right, 1 - 0.03
+    with pytest.raises(SystemExit) as exit_info:  # no frames to record: one line, no traceback
+        evaluate.main([str(run_dir), "--capture-video", "--no-progress"])
+    assert exit_info.value.code == 2 and "cannot render" in capsys.readouterr().err
+    (run_dir / "model.pt").unlink()  # an unfinished run: its newest checkpoint is at 2048 steps
+    for newest in sorted((run_dir / "checkpoints").glob("*.pt"))[1:]:
+        newest.unlink()
+    assert main.main(["--resume", str(run_dir), "--no-progress"]) == 0
+
+
+def test_capture_video_on_an_env_that_cannot_render_is_refused(user_dir, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main.main(["--environment-id", "corridor_envs:Corridor-v0", "--capture-video", "--no-progress",
+                   "--log-dir", str(user_dir / "runs")])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "argument --capture-video" in err[0] and "cannot render" in err[0], err
+    assert not (user_dir / "runs").exists()
+
+
+def test_a_module_that_cannot_be_imported(user_dir, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main.main(["--environment-id", "no_such_module:Corridor-v0", "--log-dir", str(user_dir / "runs")])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "cannot import module 'no_such_module'" in err[0], err
