@@ -6,7 +6,15 @@ import gymnasium as gym
 
 from networks import MLPActorCritic
 from ppo.cli import checked
-from ppo.config import CLASSIC, add_normalization_flags, build_parser, check_batch, check_output_paths, select_device
+from ppo.config import (
+    CLASSIC,
+    add_env_kwargs_flag,
+    add_normalization_flags,
+    build_parser,
+    check_batch,
+    check_output_paths,
+    select_device,
+)
 from ppo.normalize import ObservationNormalizer, RewardScaler
 from ppo.runner import exit_process, parse_arguments, run_training
 from wrappers.classic import check_classic_env, check_vec_backend, make_classic_envs
@@ -14,13 +22,15 @@ from wrappers.classic import check_classic_env, check_vec_backend, make_classic_
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser(CLASSIC)
+    add_env_kwargs_flag(parser)
     add_normalization_flags(parser)
     args, resumed = parse_arguments(parser, argv, "main")
+    env_kwargs = dict(args.env_kwargs)
 
     def check():  # every check before any env, directory or file is made
         check_batch(args)
         check_output_paths(args)
-        spaces = check_classic_env(args.environment_id, args.capture_video)
+        spaces = check_classic_env(args.environment_id, args.capture_video, env_kwargs)
         check_vec_backend(args.environment_id, args.vec_backend)
         return (*spaces, select_device(args.use_gpu))
 
@@ -36,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     return run_training(
         args, "main",
         make_envs=lambda video_dir: make_classic_envs(args.environment_id, args.num_envs, video_dir,
-                                                      args.vec_backend),
+                                                      args.vec_backend, env_kwargs),
         make_agent=lambda envs: MLPActorCritic(observation_space, action_space, device=device),
         device=device, obs_normalizer=obs_normalizer, reward_scaler=reward_scaler, resumed=resumed,
     )

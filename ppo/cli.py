@@ -6,6 +6,7 @@ nothing of this project.
 from __future__ import annotations
 
 import argparse
+import ast
 import math
 import os
 import re
@@ -65,6 +66,38 @@ def seed_number(text: str) -> int:
     return value
 
 
+PLAIN = (bool, int, float, str, type(None))
+
+
+def is_plain(value: Any) -> bool:
+    """Numbers, strings, booleans, None, and lists, tuples and string-keyed dicts of them: what a checkpoint holds
+    and loads without running pickled code."""
+    if isinstance(value, list | tuple):
+        return all(is_plain(item) for item in value)
+    if isinstance(value, dict):
+        return all(isinstance(key, str) and is_plain(item) for key, item in value.items())
+    return isinstance(value, PLAIN)
+
+
+def keyword_argument(text: str) -> tuple[str, Any]:
+    """``KEY=VALUE``, the value read as a Python literal (``length=8``, ``scale=0.5``, ``mode='hard'``, ``sizes=[1,
+    2]``); a value that is no literal is taken as a string (``mode=hard``)."""
+    key, equals, value_text = text.partition("=")
+    if not equals or not key.isidentifier():
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE with KEY a Python name, got {text!r}")
+    try:
+        value = ast.literal_eval(value_text)
+    except (ValueError, SyntaxError):
+        value = value_text
+    if not is_plain(value):
+        raise argparse.ArgumentTypeError(f"{key}: expected a number, string, boolean, None, or a list, tuple or "
+                                         f"dict of them, got {value_text!r}")
+    return key, value
+
+
+LARGEST = 1e30  # float32's range ends near 3.4e38: larger coefficients overflow in the loss's arithmetic
+
+
 def _float_in(name: str, ok: Callable[[float], bool]) -> Callable[[str], float]:
     def parse(text: str) -> float:
         try:
@@ -73,6 +106,8 @@ def _float_in(name: str, ok: Callable[[float], bool]) -> Callable[[str], float]:
             raise argparse.ArgumentTypeError(f"expected {name}, got {text!r}") from None
         if not math.isfinite(value) or not ok(value):
             raise argparse.ArgumentTypeError(f"expected {name}, got {text!r}")
+        if abs(value) > LARGEST:
+            raise argparse.ArgumentTypeError(f"expected {name} of at most {LARGEST:g}, got {text!r}")
         return value
 
     parse.__name__ = name

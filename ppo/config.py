@@ -21,6 +21,7 @@ from ppo.cli import (
     UsageError,
     check_directory,
     count,
+    keyword_argument,
     non_negative_float,
     positive_float,
     seed_number,
@@ -209,6 +210,14 @@ def add_atari_flags(parser: TrainingParser) -> None:
                      "videos or steps envs in subprocesses; ale-vector: ale-py's own C++ vector env, stepped "
                      "in threads, with the same preprocessing (wrappers/ale_vector.py); envpool: EnvPool's C++ "
                      "envs, likewise (pip install -r requirements-envpool.txt) (default: auto)")
+
+
+def add_env_kwargs_flag(parser: TrainingParser) -> None:
+    """main.py's keyword arguments for the env's constructor (kept on resume: they define the task)."""
+    group = parser.add_argument_group("environment")
+    parser.flag(group, "--env-kwargs", nargs="+", type=keyword_argument, default=[], metavar="KEY=VALUE",
+                resume=KEPT, help="keyword arguments for the env's constructor (gym.make), values read as Python "
+                                  "literals (anything else as a string), saved with the run (default: none)")
 
 
 def add_normalization_flags(parser: TrainingParser) -> None:

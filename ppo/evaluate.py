@@ -57,8 +57,9 @@ def make_env_and_agent(payload: dict, video_dir: str | None, device: torch.devic
         from networks.mlp import MLPActorCritic
         from wrappers.classic import check_classic_env, make_classic_env
 
-        check_classic_env(env_id, capture_video=video_dir is not None)
-        env = make_classic_env(env_id, video_dir, every_episode=True)
+        env_kwargs = dict(payload["args"].get("env_kwargs", []))  # runs saved before the flag: none
+        check_classic_env(env_id, capture_video=video_dir is not None, env_kwargs=env_kwargs)
+        env = make_classic_env(env_id, video_dir, every_episode=True, env_kwargs=env_kwargs)
         agent: ActorCritic = MLPActorCritic(env.observation_space, env.action_space, device=device)
     elif payload["script"] == "main_atari":
         from networks.cnn import NatureCNNActorCritic

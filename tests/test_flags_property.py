@@ -38,6 +38,7 @@ def flag_and_value(draw):
 @example(("--gae-gamma", "nan"))
 @example(("--num-mini-batches", "3"))  # does not divide the batch of 16
 @example(("--num-envs", "0"))
+@example(("--clip-coeff", "3.4e38"))  # overflowed float32 in the clamp before it was refused
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(flag_and_value())
 def test_a_numeric_flag_trains_or_exits_2_with_one_line(drawn):

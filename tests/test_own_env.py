@@ -80,3 +80,31 @@ def test_a_module_that_cannot_be_imported(user_dir, capsys):
     assert exit_info.value.code == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "cannot import module 'no_such_module'" in err[0], err
+
+
+def test_env_kwargs_reach_the_env_and_stay_with_the_run(user_dir, capsys):
+    flags = ["--environment-id", "corridor_envs:Corridor-v0", "--num-envs", "2", "--num-steps-collected", "64",
+             "--num-mini-batches", "2", "--no-progress", "--log-dir", str(user_dir / "runs")]
+    assert main.main([*flags, "--total-timesteps", "512", "--save-every", "2", "--env-kwargs", "length=7"]) == 0
+    run_dir = only_run_dir(user_dir / "runs")
+    assert torch.load(run_dir / "model.pt", weights_only=True)["args"]["env_kwargs"] == [("length", 7)]
+    capsys.readouterr()
+    assert evaluate.main([str(run_dir), "--episodes", "3", "--no-progress"]) == 0
+    lengths = capsys.readouterr().out.split("length ")[1]
+    assert float(lengths.split(" ")[0]) >= 7  # a corridor of 7 cells takes 7 steps at least
+    checkpoints = sorted((run_dir / "checkpoints").glob("*.pt"))
+    with pytest.raises(SystemExit) as exit_info:  # a resumed run keeps its env: another length is refused
+        main.main(["--resume", str(checkpoints[0]), "--env-kwargs", "length=9", "--no-progress"])
+    assert exit_info.value.code == 2 and "--env-kwargs" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("value, mentions", [("length", "KEY=VALUE"), ("1x=2", "KEY=VALUE"),
+                                             ("width=3", "does not take")])
+def test_bad_env_kwargs_are_one_line(value, mentions, user_dir, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main.main(["--environment-id", "corridor_envs:Corridor-v0", "--env-kwargs", value, "--no-progress",
+                   "--log-dir", str(user_dir / "runs")])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "argument --env-kwargs" in err[0] and mentions in err[0], err
+    assert not (user_dir / "runs").exists()

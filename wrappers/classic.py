@@ -9,7 +9,8 @@ from ppo.cli import UsageError
 from wrappers.vector import is_atari, lookup_spec, make_vector_env, with_video
 
 
-def check_classic_env(env_id: str, capture_video: bool = False) -> tuple[gym.Space, gym.Space]:
+def check_classic_env(env_id: str, capture_video: bool = False, env_kwargs: dict | None = None
+                      ) -> tuple[gym.Space, gym.Space]:
     """Observation and action space of ``env_id`` if main.py can train on it (and, with ``capture_video``, record
     it); otherwise a UsageError.
 
@@ -19,7 +20,11 @@ def check_classic_env(env_id: str, capture_video: bool = False) -> tuple[gym.Spa
     if is_atari(spec):
         raise UsageError(f"argument --environment-id: {env_id!r} is an Atari game: use main_atari.py for Atari")
     try:
-        env = gym.make(env_id)
+        env = gym.make(env_id, **(env_kwargs or {}))
+    except TypeError as error:
+        if not env_kwargs:
+            raise
+        raise UsageError(f"argument --env-kwargs: {env_id!r} does not take {env_kwargs}: {error}") from None
     except gym.error.DependencyNotInstalled as error:
         raise UsageError(f"argument --environment-id: {env_id!r} needs a package that is not installed: {error}"
                          ) from None
@@ -43,11 +48,12 @@ def check_classic_env(env_id: str, capture_video: bool = False) -> tuple[gym.Spa
     return observation_space, action_space
 
 
-def make_classic_env(env_id: str, video_dir: str | None = None, every_episode: bool = False) -> gym.Env:
+def make_classic_env(env_id: str, video_dir: str | None = None, every_episode: bool = False,
+                     env_kwargs: dict | None = None) -> gym.Env:
     """One env: full-episode statistics, actions clipped to the bounds at the env (the learner keeps the raw
     sample and its log-probability), and optionally video (``every_episode`` or Gymnasium's schedule)."""
     # render_mode only where frames are recorded: many hand-written envs take no such argument.
-    env = gym.make(env_id, **({"render_mode": "rgb_array"} if video_dir else {}))
+    env = gym.make(env_id, **(env_kwargs or {}), **({"render_mode": "rgb_array"} if video_dir else {}))
     if video_dir:
         env = with_video(env, video_dir, every_episode)
     env = gym.wrappers.RecordEpisodeStatistics(env)
@@ -66,22 +72,25 @@ def check_vec_backend(env_id: str, backend: str) -> None:
                          "use sync or async")
 
 
-def make_native_vector_env(env_id: str, num_envs: int) -> VectorEnv:
+def make_native_vector_env(env_id: str, num_envs: int, env_kwargs: dict | None = None) -> VectorEnv:
     """Gymnasium's own vectorized implementation (one NumPy step for all envs). It resets a finished env on the
     next step (NEXT_STEP), which the training loop handles; statistics come from the vector-level wrapper."""
-    envs = gym.make_vec(env_id, num_envs=num_envs, vectorization_mode="vector_entry_point")
+    envs = gym.make_vec(env_id, num_envs=num_envs, vectorization_mode="vector_entry_point", **(env_kwargs or {}))
     envs = gym.wrappers.vector.RecordEpisodeStatistics(envs)
     if isinstance(envs.single_action_space, gym.spaces.Box):
         envs = gym.wrappers.vector.ClipAction(envs)
     return envs
 
 
-def make_classic_envs(env_id: str, num_envs: int, video_dir: str | None = None,
-                      backend: str = "sync") -> VectorEnv:
-    """``backend`` auto: the native vector env where there is one, from 8 envs on, and no video is recorded
-    (videos need the per-env render); else sync. The native env pays from about 8 envs on (docs/performance.md)."""
+def make_classic_envs(env_id: str, num_envs: int, video_dir: str | None = None, backend: str = "sync",
+                      env_kwargs: dict | None = None) -> VectorEnv:
+    """``backend`` auto: the native vector env where there is one, from 8 envs on, and neither video is recorded
+    (videos need the per-env render) nor ``env_kwargs`` given (they are the single env's); else sync. The native
+    env pays from about 8 envs on (docs/performance.md)."""
     if backend == "auto":
-        backend = "native" if has_native_vector_env(env_id) and num_envs >= 8 and not video_dir else "sync"
+        native = has_native_vector_env(env_id) and num_envs >= 8 and not video_dir and not env_kwargs
+        backend = "native" if native else "sync"
     if backend == "native":
-        return make_native_vector_env(env_id, num_envs)
-    return make_vector_env(lambda video: make_classic_env(env_id, video), num_envs, video_dir, backend)
+        return make_native_vector_env(env_id, num_envs, env_kwargs)
+    return make_vector_env(lambda video: make_classic_env(env_id, video, env_kwargs=env_kwargs), num_envs,
+                           video_dir, backend)
