@@ -116,8 +116,9 @@ ATARI = ScriptFlags(
 
 
 # A resumed run keeps the saved value of a KEPT flag (what is learned and how: a different value is an error) and
-# takes a FROM_COMMAND_LINE flag from the resuming command (where it runs and what it prints or writes).
-KEPT, FROM_COMMAND_LINE = "kept", "from the command line"
+# takes a FROM_COMMAND_LINE flag from the resuming command (where it runs and what it prints or writes). An
+# EXTENDABLE flag is kept, or raised past the saved step to extend the run (--total-timesteps).
+KEPT, FROM_COMMAND_LINE, EXTENDABLE = "kept", "from the command line", "kept, or raised to extend the run"
 
 
 class TrainingParser(OneLineParser):
@@ -133,7 +134,8 @@ class TrainingParser(OneLineParser):
         self.resume_rules[action.dest] = resume
 
     def kept_on_resume(self) -> list[str]:
-        return [dest for dest, rule in self.resume_rules.items() if rule == KEPT]
+        """Flags whose saved values a resumed run keeps (EXTENDABLE ones included, unless raised)."""
+        return [dest for dest, rule in self.resume_rules.items() if rule != FROM_COMMAND_LINE]
 
 
 ORIGINAL_FROM_COMMAND_LINE = ("--deterministic-torch", "--use-gpu")
@@ -144,7 +146,8 @@ def build_parser(script: ScriptFlags) -> TrainingParser:
     parser = TrainingParser(prog=script.prog, description=script.description)
     for flag, (default_text, sentence) in script.flags.items():
         help_text = f"{sentence} (default: {default_text})"
-        resume = FROM_COMMAND_LINE if flag in ORIGINAL_FROM_COMMAND_LINE else KEPT
+        resume = FROM_COMMAND_LINE if flag in ORIGINAL_FROM_COMMAND_LINE else \
+            EXTENDABLE if flag == "--total-timesteps" else KEPT
         if flag in SWITCHES:
             parser.flag(parser, flag, action="store_true", help=help_text, resume=resume)
         else:
@@ -299,6 +302,9 @@ class TrainConfig:
     anneal_lr: bool = True
     clip_value_loss: bool = True
     bf16: bool = False  # forward passes under torch.autocast(bfloat16)
+    # Where the learning-rate schedule starts: (update, learning rate). An extended run anneals from the rate it
+    # stood at towards 0 at its new end; None: from --learning-rate at update 0.
+    anneal_from: tuple[int, float] | None = None
 
     @property
     def batch_size(self) -> int:
@@ -332,5 +338,6 @@ class TrainConfig:
             anneal_lr=args.anneal_lr,
             clip_value_loss=args.clip_value_loss,
             bf16=getattr(args, "bf16", False),  # checkpoints written before the flag existed
+            anneal_from=tuple(args.anneal_from) if getattr(args, "anneal_from", None) else None,
         )
 

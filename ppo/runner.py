@@ -26,7 +26,7 @@ from ppo.normalize import ObservationNormalizer, RewardScaler
 from ppo.rng import seed_everything
 from ppo.state import TrainState
 from ppo.tracking import RunLogger, run_name
-from ppo.train import TrainResult, train
+from ppo.train import TrainResult, learning_rate_at, train
 from ppo.update import make_optimizer
 
 EXIT_INTERRUPTED = 130  # the shell's code for a run stopped by Ctrl-C
@@ -52,19 +52,35 @@ def resumed_arguments(parser: TrainingParser, args: argparse.Namespace, script: 
                          f"checkpoints ({checkpoint.CHECKPOINT_DIR}/step_*.pt or the run directory)")
     saved = payload["args"]
     kept = [key for key in parser.kept_on_resume() if key in saved]  # a flag newer than the run: this command's
+    extending = args.total_timesteps != parser.get_default("total_timesteps") and \
+        args.total_timesteps != saved["total_timesteps"]
     for key in kept:
         given = getattr(args, key)
-        if given != parser.get_default(key) and given != saved[key]:
+        if given != parser.get_default(key) and given != saved[key] and not (key == "total_timesteps" and extending):
             flag = "--" + key.replace("_", "-")
             raise UsageError(f"argument --resume: the run was trained with {flag} {saved[key]}, a resumed run keeps "
                              f"its saved flags: drop {flag} {given}")
-    merged = argparse.Namespace(**{**vars(args), **{key: saved[key] for key in kept}})
+    merged = argparse.Namespace(**{**vars(args), **{key: saved[key] for key in kept},
+                                   "anneal_from": saved.get("anneal_from")})
+    if extending:
+        extend(merged, args.total_timesteps, payload)
     total = TrainConfig.from_args(merged).num_updates
     if payload["update"] >= total:
         raise UsageError(f"argument --resume: the run in {str(loaded.run_dir)!r} already finished "
                          f"({payload['global_step']:,} steps); evaluate it with: python -m ppo.evaluate "
-                         f"{loaded.run_dir}")
+                         f"{loaded.run_dir}, or extend it with --total-timesteps beyond {payload['global_step']:,}")
     return merged, loaded
+
+
+def extend(merged: argparse.Namespace, total_timesteps: int, payload: dict) -> None:
+    """``--resume RUN --total-timesteps N``: the run goes on to N, its learning rate from the one its last
+    completed update used, annealed towards 0 at N (README, Checkpoints, resume; test_checkpoint.py)."""
+    if total_timesteps <= payload["global_step"]:
+        raise UsageError(f"argument --total-timesteps: the run is at step {payload['global_step']:,}; to extend it, "
+                         f"give more than that (got {total_timesteps:,})")
+    last = max(payload["update"] - 1, 0)
+    rate = learning_rate_at(TrainConfig.from_args(merged), last)
+    merged.total_timesteps, merged.anneal_from = total_timesteps, [last, rate]
 
 
 @contextlib.contextmanager

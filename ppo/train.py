@@ -44,8 +44,12 @@ def make_buffer(envs: VectorEnv, agent: ActorCritic, cfg: TrainConfig, device: t
 
 
 def learning_rate_at(cfg: TrainConfig, update: int) -> float:
-    """Annealed linearly from --learning-rate at the first update towards 0 after the last."""
-    return cfg.learning_rate * (1 - update / cfg.num_updates if cfg.anneal_lr else 1.0)
+    """Annealed linearly from --learning-rate at the first update towards 0 after the last; an extended run from
+    the rate it stood at when it was extended (``cfg.anneal_from``) towards 0 after its new last update."""
+    if not cfg.anneal_lr:
+        return cfg.learning_rate
+    start, rate = cfg.anneal_from or (0, cfg.learning_rate)
+    return rate * (1 - (update - start) / (cfg.num_updates - start))
 
 
 def train(envs: VectorEnv, state: TrainState, cfg: TrainConfig, device: torch.device, logger: RunLogger,

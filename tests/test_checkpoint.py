@@ -264,3 +264,25 @@ def test_sigkill_in_the_middle_of_a_checkpoint_write_loses_nothing(tmp_path):
     assert main.main(["--resume", str(run_dir), "--no-progress"]) == 0
     assert torch.load(run_dir / "model.pt", weights_only=True)["update"] == 8  # 1024 steps of 128
     assert not list((run_dir / checkpoint.CHECKPOINT_DIR).glob(".*.tmp"))  # the killed writes' leftovers
+
+
+def test_a_finished_run_extended_goes_on_in_the_same_directory(tmp_path, capsys):
+    """--resume RUN --total-timesteps N past the saved step: one run directory, TensorBoard steps once each, the
+    learning rate on from the last update's and annealed towards 0 at N."""
+    run_dir = train(tmp_path, "--total-timesteps", "1024", "--save-every", "4")  # 8 updates of 128
+    assert main.main(["--resume", str(run_dir), "--total-timesteps", "2048", "--no-progress"]) == 0
+    assert only_run_dir(tmp_path / "runs") == run_dir
+    assert torch.load(run_dir / "model.pt", weights_only=True)["global_step"] == 2048
+    scalars = read_scalars(run_dir)
+    assert [step for step, _ in scalars["charts/SPS"]] == [128 * k for k in range(1, 17)]
+    rates = [value for _, value in scalars["charts/learning_rate"]]
+    assert rates[:8] == pytest.approx([2.5e-4 * (1 - k / 8) for k in range(8)])
+    last = 2.5e-4 / 8  # what update 8 used; from there towards 0 at update 16
+    assert rates[8:] == pytest.approx([last * (1 - k / 9) for k in range(1, 9)])
+    # Extended runs resume and extend again; fewer steps than done is refused with one line.
+    assert main.main(["--resume", str(run_dir), "--total-timesteps", "2304", "--no-progress"]) == 0
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exit_info:
+        main.main(["--resume", str(run_dir), "--total-timesteps", "2000", "--no-progress"])
+    assert exit_info.value.code == 2
+    assert "argument --total-timesteps: the run is at step 2,304" in capsys.readouterr().err
