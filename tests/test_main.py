@@ -3,6 +3,7 @@
 import subprocess
 import sys
 
+import gymnasium as gym
 import pytest
 import torch
 from conftest import ROOT, TAGS, assert_usage_error, only_run_dir, read_scalars
@@ -79,11 +80,20 @@ def test_capture_video_writes_mp4(tmp_path, monkeypatch):
     assert videos[0].read_bytes()[4:8] == b"ftyp"
 
 
+class TextObservation(gym.Env):
+    """An observation main.py cannot flatten: free text."""
+
+    observation_space = gym.spaces.Text(8)
+    action_space = gym.spaces.Discrete(2)
+
+
+gym.register("TextObservation-v0", entry_point=TextObservation)
+
 BAD_INPUTS = [
     (["--environment-id", "NoSuchEnv-v0"], "--environment-id"),
     (["--environment-id", "ALE/Pong-v5"], "main_atari.py"),
     (["--environment-id", "CarRacing-v3"], "main_atari.py"),
-    (["--environment-id", "Blackjack-v1"], "--environment-id"),
+    (["--environment-id", "TextObservation-v0"], "--environment-id"),
     (["--num-envs", "0"], "--num-envs"),
     (["--num-steps-collected", "-5"], "--num-steps-collected"),
     (["--num-epochs", "0"], "--num-epochs"),
@@ -96,6 +106,12 @@ BAD_INPUTS = [
     (["--clip-coeff", "0"], "--clip-coeff"),
     (["--cpu-threads", "0"], "--cpu-threads"),
 ]
+
+
+def test_a_tuple_observation_trains(tmp_path):
+    """Blackjack-v1 observes Tuple(Discrete(32), Discrete(11), Discrete(2)): flattened to 45 one-hot values."""
+    run_dir = run_main(tmp_path, "--environment-id", "Blackjack-v1", "--total-timesteps", "256")
+    assert torch.load(run_dir / "model.pt", weights_only=True)["model"]["actor.0.weight"].shape == (64, 45)
 
 
 @pytest.mark.parametrize("flags,mentions", BAD_INPUTS)

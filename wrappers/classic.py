@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gymnasium as gym
+import numpy as np
 from gymnasium.vector import VectorEnv
 
 from ppo.cli import UsageError
@@ -35,17 +36,34 @@ def check_classic_env(env_id: str, capture_video: bool = False, env_kwargs: dict
         raise UsageError(f"argument --capture-video: {env_id!r} cannot render frames to record (its render_modes: "
                          f"{render_modes}; a video needs 'rgb_array')")
 
-    if not (isinstance(observation_space, gym.spaces.Box) and len(observation_space.shape) == 1):
-        hint = " (an image: use main_atari.py for Atari)" if isinstance(observation_space, gym.spaces.Box) \
-            and len(observation_space.shape) >= 2 else ""
+    if is_image(observation_space):
+        raise UsageError(f"argument --environment-id: {env_id!r} observes images {observation_space}: use "
+                         "main_atari.py for Atari games; main.py learns from observations it can flatten")
+    if not flattenable(observation_space):
         raise UsageError(f"argument --environment-id: {env_id!r} has observation space {observation_space}; "
-                         f"main.py needs a flat Box observation{hint}")
+                         "main.py flattens Box, Discrete, MultiBinary and MultiDiscrete observations, and Dict and "
+                         "Tuple spaces of them")
     discrete = isinstance(action_space, gym.spaces.Discrete)
     flat_box = isinstance(action_space, gym.spaces.Box) and len(action_space.shape) == 1
     if not (discrete or flat_box):
         raise UsageError(f"argument --environment-id: {env_id!r} has action space {action_space}; "
                          "main.py handles Discrete and 1-D Box actions only")
-    return observation_space, action_space
+    return gym.spaces.flatten_space(observation_space), action_space
+
+
+def is_image(space: gym.Space) -> bool:
+    """Frames, as Atari envs give them: uint8 arrays of 2 or 3 dimensions."""
+    return isinstance(space, gym.spaces.Box) and space.dtype == np.uint8 and len(space.shape) in (2, 3)
+
+
+def flattenable(space: gym.Space) -> bool:
+    """Spaces main.py learns from, flattened by Gymnasium's ``flatten`` in a fixed order: a Box of any shape
+    (reshaped), Discrete (one-hot), MultiBinary (as it is), MultiDiscrete (one-hot per part), and Dict (keys in
+    sorted order) and Tuple spaces of these."""
+    if isinstance(space, gym.spaces.Dict | gym.spaces.Tuple):
+        return all(flattenable(part) for part in space.values()) if isinstance(space, gym.spaces.Dict) \
+            else all(flattenable(part) for part in space)
+    return isinstance(space, gym.spaces.Box | gym.spaces.Discrete | gym.spaces.MultiBinary | gym.spaces.MultiDiscrete)
 
 
 def make_classic_env(env_id: str, video_dir: str | None = None, every_episode: bool = False,
@@ -57,6 +75,8 @@ def make_classic_env(env_id: str, video_dir: str | None = None, every_episode: b
     if video_dir:
         env = with_video(env, video_dir, every_episode)
     env = gym.wrappers.RecordEpisodeStatistics(env)
+    if not (isinstance(env.observation_space, gym.spaces.Box) and len(env.observation_space.shape) == 1):
+        env = gym.wrappers.FlattenObservation(env)  # into the flat Box check_classic_env reports
     if isinstance(env.action_space, gym.spaces.Box):
         env = gym.wrappers.ClipAction(env)
     return env
