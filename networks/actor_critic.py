@@ -12,7 +12,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from networks.heads import CategoricalHead, GaussianHead
+from networks.heads import BernoulliHead, CategoricalHead, GaussianHead, MultiCategoricalHead
+
+Head = CategoricalHead | GaussianHead | MultiCategoricalHead | BernoulliHead
 
 
 def layer_init(layer: nn.Module, std: float = float(np.sqrt(2)), bias: float = 0.0) -> nn.Module:
@@ -22,16 +24,23 @@ def layer_init(layer: nn.Module, std: float = float(np.sqrt(2)), bias: float = 0
     return layer
 
 
-def make_head(action_space: gym.Space) -> CategoricalHead | GaussianHead:
+def make_head(action_space: gym.Space) -> Head:
+    """The action distribution for a Discrete, 1-D Box, 1-D MultiDiscrete or 1-D MultiBinary space."""
     if isinstance(action_space, gym.spaces.Discrete):
         return CategoricalHead(int(action_space.n))
-    if isinstance(action_space, gym.spaces.Box) and len(action_space.shape) == 1:
-        return GaussianHead(int(action_space.shape[0]))
-    raise ValueError(f"unsupported action space {action_space}: only Discrete and 1-D Box are supported")
+    if len(action_space.shape or ()) == 1:
+        if isinstance(action_space, gym.spaces.Box):
+            return GaussianHead(int(action_space.shape[0]))
+        if isinstance(action_space, gym.spaces.MultiDiscrete):
+            return MultiCategoricalHead([int(n) for n in action_space.nvec])
+        if isinstance(action_space, gym.spaces.MultiBinary):
+            return BernoulliHead(int(action_space.shape[0]))
+    raise ValueError(f"unsupported action space {action_space}: Discrete, and 1-D Box, MultiDiscrete or "
+                     "MultiBinary are")
 
 
 class ActorCritic(nn.Module):
-    head: CategoricalHead | GaussianHead
+    head: Head
     separate_critic = False  # True: the actor's output does not depend on the critic's layers
     # The memory layout the network reads image batches fastest in: a rollout buffer may store frames that way.
     input_memory_format = torch.contiguous_format

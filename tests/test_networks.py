@@ -142,6 +142,8 @@ def test_orthogonal_init_gains():
         assert torch.all(layer.bias == 0)
 
 
-def test_unsupported_action_space():
+@pytest.mark.parametrize("space", [gym.spaces.Box(-1, 1, (2, 2)), gym.spaces.MultiDiscrete([[2, 3], [2, 2]]),
+                                   gym.spaces.Text(4)])
+def test_unsupported_action_space(space):
     with pytest.raises(ValueError):
-        MLPActorCritic(OBS, gym.spaces.MultiDiscrete([2, 3]))
+        MLPActorCritic(OBS, space)

@@ -87,3 +87,56 @@ class _Frames(ShapedCorridor):
     def __init__(self) -> None:
         super().__init__()
         self.observation_space = gym.spaces.Box(0, 255, (4, 84, 84), np.uint8)
+
+
+class ActionCorridor(ShapedCorridor):
+    """The corridor driven through another action space: MultiDiscrete([2, 3]) (the first part moves, the second
+    is ignored) or MultiBinary(2) (bit 0 moves right, bit 1 is ignored)."""
+
+    def __init__(self, actions: str = "multi_discrete") -> None:
+        super().__init__("discrete")
+        self.action_space = gym.spaces.MultiDiscrete([2, 3]) if actions == "multi_discrete" \
+            else gym.spaces.MultiBinary(2)
+
+    def step(self, action):
+        assert self.action_space.contains(np.asarray(action)), action
+        return super().step(int(action[0]))
+
+
+gym.register("ActionCorridor-v0", entry_point=ActionCorridor, max_episode_steps=40)
+
+
+@pytest.mark.parametrize("actions", ["multi_discrete", "multi_binary"])
+def test_each_action_space_learns_the_corridor(actions, tmp_path, capsys):
+    assert main.main(["--environment-id", "ActionCorridor-v0", "--env-kwargs", f"actions={actions!r}",
+                      "--total-timesteps", "8192", "--num-envs", "4", "--no-progress", "--log-dir",
+                      str(tmp_path)]) == 0
+    summary = capsys.readouterr().out.strip().splitlines()[-1]
+    assert float(summary.split("episodes: ")[1].split(";")[0]) > 0.8, summary
+
+
+def test_multi_categorical_and_bernoulli_heads_match_torch_distributions():
+    import torch
+    from torch.distributions import Bernoulli, Categorical
+
+    from networks.heads import BernoulliHead, MultiCategoricalHead
+
+    torch.manual_seed(0)
+    head, logits = MultiCategoricalHead([2, 3]), torch.randn(6, 5)
+    actions = head.sample(logits)
+    assert actions.shape == (6, 2) and actions[:, 0].max() <= 1 and actions[:, 1].max() <= 2
+    parts = (Categorical(logits=logits[:, :2]), Categorical(logits=logits[:, 2:]))
+    torch.testing.assert_close(head.log_prob(logits, actions),
+                               parts[0].log_prob(actions[:, 0]) + parts[1].log_prob(actions[:, 1]))
+    torch.testing.assert_close(head.entropy(logits), parts[0].entropy() + parts[1].entropy())
+    big = torch.tensor([[0.0, 2.0, 0.0, 0.0, 3.0]]).expand(20000, 5)
+    frequencies = torch.bincount(head.sample(big)[:, 1], minlength=3) / 20000
+    torch.testing.assert_close(frequencies, torch.softmax(big[0, 2:], -1), atol=0.015, rtol=0)
+
+    bits, logits = BernoulliHead(3), torch.randn(6, 3)
+    actions = bits.sample(logits)
+    reference = Bernoulli(logits=logits)
+    torch.testing.assert_close(bits.log_prob(logits, actions), reference.log_prob(actions.float()).sum(-1))
+    torch.testing.assert_close(bits.entropy(logits), reference.entropy().sum(-1))
+    ones = bits.sample(torch.tensor([[2.0, -1.0, 0.0]]).expand(20000, 3)).float().mean(0)
+    torch.testing.assert_close(ones, torch.sigmoid(torch.tensor([2.0, -1.0, 0.0])), atol=0.015, rtol=0)

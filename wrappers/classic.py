@@ -43,12 +43,19 @@ def check_classic_env(env_id: str, capture_video: bool = False, env_kwargs: dict
         raise UsageError(f"argument --environment-id: {env_id!r} has observation space {observation_space}; "
                          "main.py flattens Box, Discrete, MultiBinary and MultiDiscrete observations, and Dict and "
                          "Tuple spaces of them")
-    discrete = isinstance(action_space, gym.spaces.Discrete)
-    flat_box = isinstance(action_space, gym.spaces.Box) and len(action_space.shape) == 1
-    if not (discrete or flat_box):
-        raise UsageError(f"argument --environment-id: {env_id!r} has action space {action_space}; "
-                         "main.py handles Discrete and 1-D Box actions only")
+    if not supported_actions(action_space):
+        raise UsageError(f"argument --environment-id: {env_id!r} has action space {action_space}; main.py handles "
+                         "Discrete, and 1-D Box, MultiDiscrete (starting at 0) and MultiBinary actions")
     return gym.spaces.flatten_space(observation_space), action_space
+
+
+def supported_actions(space: gym.Space) -> bool:
+    """The action spaces networks/heads.py has a distribution for (actions drawn from 0, as the heads draw them)."""
+    if isinstance(space, gym.spaces.Discrete):
+        return int(space.start) == 0
+    if isinstance(space, gym.spaces.MultiDiscrete):
+        return len(space.shape) == 1 and not np.any(space.start)
+    return isinstance(space, gym.spaces.Box | gym.spaces.MultiBinary) and len(space.shape) == 1
 
 
 def is_image(space: gym.Space) -> bool:
