@@ -57,19 +57,30 @@ class ActorCritic(nn.Module):
     def value(self, obs: torch.Tensor) -> torch.Tensor:
         return self.outputs(obs)[1]
 
-    def act(self, obs: torch.Tensor, deterministic: bool = False
+    def act(self, obs: torch.Tensor, deterministic: bool = False, mask: torch.Tensor | None = None
             ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Action, its log-probability and the value, from one forward (call under torch.no_grad)."""
         params, value = self.outputs(obs)
+        params = masked(params, mask)
         action = self.head.mode(params) if deterministic else self.head.sample(params)
         return action, self.head.log_prob(params, action), value
 
-    def sample(self, obs: torch.Tensor) -> torch.Tensor:
+    def sample(self, obs: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         """An action for each observation, from the actor alone where ``separate_critic``."""
-        return self.head.sample(self.outputs(obs)[0])
+        return self.head.sample(masked(self.outputs(obs)[0], mask))
 
-    def evaluate(self, obs: torch.Tensor, action: torch.Tensor
+    def evaluate(self, obs: torch.Tensor, action: torch.Tensor, mask: torch.Tensor | None = None
                  ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Log-probability of stored actions, entropy and value, with gradients, for the update."""
         params, value = self.outputs(obs)
-        return *self.head.log_prob_and_entropy(params, action), value
+        return *self.head.log_prob_and_entropy(masked(params, mask), action), value
+
+
+def masked(logits: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    """Logits with the actions ``mask`` forbids (False) at the lowest finite value: they are never sampled, and the
+    log-probabilities and entropy are those of the distribution over the allowed actions (a finite value rather
+    than -inf keeps 0 · log 0 at 0 in the entropy). For categorical heads: Discrete, and MultiDiscrete with the
+    parts' masks concatenated (test_masks.py)."""
+    if mask is None:
+        return logits
+    return logits.masked_fill(~mask, torch.finfo(logits.dtype).min)

@@ -8,7 +8,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from networks.actor_critic import ActorCritic, layer_init, make_head
+from networks.actor_critic import ActorCritic, layer_init, make_head, masked
 
 
 class TanhMLP(nn.Sequential):
@@ -52,5 +52,5 @@ class MLPActorCritic(ActorCritic):
     def value(self, obs: torch.Tensor) -> torch.Tensor:
         return self.critic(obs.float()).squeeze(-1).float()
 
-    def sample(self, obs: torch.Tensor) -> torch.Tensor:
-        return self.head.sample(self.actor(obs.float()).float())
+    def sample(self, obs: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        return self.head.sample(masked(self.actor(obs.float()).float(), mask))

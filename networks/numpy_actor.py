@@ -21,7 +21,7 @@ from networks.heads import CategoricalHead
 from networks.mlp import MLPActorCritic
 
 
-def numpy_sampler(agent: nn.Module) -> Callable[[np.ndarray], np.ndarray] | None:
+def numpy_sampler(agent: nn.Module) -> Callable[[np.ndarray, np.ndarray | None], np.ndarray] | None:
     """``agent.sample`` as a function of a NumPy batch of observations, for an MLP actor-critic with a categorical
     head whose parameters are float32 in CPU memory; None for any other agent. The function reads the parameters
     as they are when it is called (NumPy views share their memory: the optimizer updates them in place)."""
@@ -34,11 +34,15 @@ def numpy_sampler(agent: nn.Module) -> Callable[[np.ndarray], np.ndarray] | None
     num_actions = agent.head.num_outputs
     tiny = np.finfo(np.float32).tiny
 
-    def sample(obs: np.ndarray) -> np.ndarray:
+    lowest = np.finfo(np.float32).min
+
+    def sample(obs: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
         x = obs.astype(np.float32, copy=False)
         for weight, bias in layers[:-1]:
             x = np.tanh(x @ weight + bias)
         logits = x @ layers[-1][0] + layers[-1][1]
+        if mask is not None:  # as networks.actor_critic.masked does
+            logits = np.where(mask, logits, lowest)
         uniform = torch.rand(len(obs), num_actions).numpy()  # the numbers CategoricalHead.sample would draw
         return np.argmax(logits - np.log(-np.log(np.maximum(uniform, tiny))), axis=-1)
 

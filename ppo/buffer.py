@@ -83,12 +83,14 @@ class Batch:
     values: torch.Tensor
     advantages: torch.Tensor
     returns: torch.Tensor
+    masks: torch.Tensor | None = None  # the actions allowed at each step, where the env gives action masks
 
     def __len__(self) -> int:
         return len(self.obs)
 
     def rows(self, idx: torch.Tensor) -> Batch:
-        return Batch(*(take_rows(getattr(self, field.name), idx) for field in fields(self)))
+        return Batch(*(None if (tensor := getattr(self, field.name)) is None else take_rows(tensor, idx)
+                       for field in fields(self)))
 
     def minibatches(self, num_minibatches: int) -> Iterator[Batch]:
         """One epoch: a random partition of the batch into ``num_minibatches`` minibatches (fewer where reset steps
@@ -122,6 +124,7 @@ class RolloutBuffer:
         self.truncated = np.zeros(shape, np.float32)  # truncated and not terminated: bootstrapped
         # False for a reset step of a NEXT_STEP vector env: its action was ignored, it is not a transition.
         self.valid = np.ones(shape, bool)
+        self.masks: torch.Tensor | None = None  # made at the first action mask an env gives
         # On the CPU, rows are written through NumPy views of the storage, cheaper per step than torch's indexing.
         on_cpu = device.type == "cpu"
         self._host_obs = self.obs.numpy() if on_cpu and self.obs.is_contiguous() else None
@@ -144,6 +147,12 @@ class RolloutBuffer:
             return action_host
         self.actions[step] = action
         return action.cpu().numpy()
+
+    def store_mask(self, step: int, mask: torch.Tensor) -> None:
+        if self.masks is None:
+            self.masks = torch.ones((self.num_steps, self.num_envs, mask.shape[-1]), dtype=torch.bool,
+                                    device=self.device)
+        self.masks[step] = mask
 
     def store_step(self, step: int, reward: np.ndarray, terminated: np.ndarray, truncated: np.ndarray,
                    valid: np.ndarray | None) -> None:
@@ -178,7 +187,8 @@ class RolloutBuffer:
         batch = Batch(obs=self.obs.flatten(0, 1), actions=self.actions.flatten(0, 1),
                       logprobs=self.logprobs.reshape(size), values=self.values.reshape(size),
                       advantages=advantages.to(self.device).reshape(size),
-                      returns=returns.to(self.device).reshape(size))
+                      returns=returns.to(self.device).reshape(size),
+                      masks=None if self.masks is None else self.masks.flatten(0, 1))
         if self.valid.all():
             return batch
         return batch.rows(torch.from_numpy(np.flatnonzero(self.valid)).to(self.device))

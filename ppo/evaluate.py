@@ -18,6 +18,7 @@ import torch
 from tqdm import tqdm
 
 from networks.actor_critic import ActorCritic
+from networks.heads import CategoricalHead, MultiCategoricalHead
 from ppo import checkpoint
 from ppo.cli import OneLineParser, UsageError, check_directory, checked, count, seed_number
 from ppo.config import select_device
@@ -80,22 +81,26 @@ def make_env_and_agent(payload: dict, video_dir: str | None, device: torch.devic
 
 def evaluate(env: gym.Env, agent: ActorCritic, normalizer: ObservationNormalizer | None, episodes: int,
              deterministic: bool, device: torch.device, seed: int = 0, progress: bool = False) -> Evaluation:
-    """Plays ``episodes`` episodes; returns and lengths as RecordEpisodeStatistics counts them in training."""
+    """Plays ``episodes`` episodes; returns and lengths as RecordEpisodeStatistics counts them in training. Where
+    the env gives ``info["action_mask"]``, actions are chosen among those it allows, as in training."""
     returns, lengths = [], []
-    obs, _ = env.reset(seed=seed)
+    obs, info = env.reset(seed=seed)
+    categorical = isinstance(agent.head, CategoricalHead | MultiCategoricalHead)
     with tqdm(total=episodes, unit="episode", disable=not progress, desc="evaluating") as bar:
         while len(returns) < episodes:
             if normalizer is not None:
                 obs = normalizer(obs[None], update=False)[0]
+            mask = torch.as_tensor(np.asarray(info["action_mask"], bool), device=device)[None] \
+                if categorical and "action_mask" in info else None
             with torch.no_grad():
-                action = agent.act(torch.as_tensor(np.asarray(obs), device=device)[None], deterministic)[0][0]
+                action = agent.act(torch.as_tensor(np.asarray(obs), device=device)[None], deterministic, mask)[0][0]
             obs, _, terminated, truncated, info = env.step(action.cpu().numpy())
             if terminated or truncated:
                 returns.append(float(info["episode"]["r"]))
                 lengths.append(int(info["episode"]["l"]))
                 bar.update(1)
                 if len(returns) < episodes:  # no reset after the last one: it would start one more video
-                    obs, _ = env.reset()
+                    obs, info = env.reset()
     return Evaluation(np.array(returns), np.array(lengths))
 
 

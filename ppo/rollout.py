@@ -46,8 +46,12 @@ class LearnerEnvs:
     returns the last observation, and the env's next step is a reset whose action is ignored, marked not valid
     so the update leaves it out. test_bootstrap.py holds both."""
 
-    def __init__(self, envs: VectorEnv, obs_normalizer: ObservationNormalizer | None, device: torch.device) -> None:
-        self.envs, self.obs_normalizer, self.device = envs, obs_normalizer, device
+    def __init__(self, envs: VectorEnv, obs_normalizer: ObservationNormalizer | None, device: torch.device,
+                 use_masks: bool = False) -> None:
+        self.envs, self.obs_normalizer, self.device, self.use_masks = envs, obs_normalizer, device, use_masks
+        # The actions allowed in the observations to act on next, where the env gives info["action_mask"] (True:
+        # allowed; for MultiDiscrete the parts' masks concatenated) and the head is categorical; else None.
+        self.mask: torch.Tensor | None = None
         self.next_step_mode = envs.metadata.get("autoreset_mode") == AutoresetMode.NEXT_STEP
         self.resetting = np.zeros(envs.num_envs, bool)  # NEXT_STEP: envs whose next step is a reset
         self.obs: torch.Tensor | None = None  # the observations to act on next
@@ -60,11 +64,17 @@ class LearnerEnvs:
     def reset(self, seed: int) -> None:
         """Env i gets ``seed + i``."""
         try:
-            obs, _ = self.envs.reset(seed=seed)
+            obs, info = self.envs.reset(seed=seed)
         except Exception as error:
             raise EnvError from error
         self.resetting[:] = False
         self.obs = self.observe(obs)
+        self.mask = self.read_mask(info)
+
+    def read_mask(self, info: dict) -> torch.Tensor | None:
+        if not self.use_masks or "action_mask" not in info:
+            return None
+        return torch.as_tensor(np.asarray(info["action_mask"], dtype=bool), device=self.device)
 
     def step(self, actions: np.ndarray) -> EnvStep:
         try:
@@ -81,6 +91,7 @@ class LearnerEnvs:
             last = obs[final_envs] if self.next_step_mode else np.stack(info["final_obs"][final_envs])
             final_obs = self.observe(last, update_statistics=False)
         self.obs = self.observe(obs)
+        self.mask = self.read_mask(info)  # SAME_STEP: a reset env's mask is its new episode's (info, not final_info)
         # Episode statistics: in final_info (SAME_STEP) or in info itself (vector-level statistics).
         statistics, episodes = info.get("final_info") or info, None
         if "episode" in statistics:
@@ -92,8 +103,8 @@ class LearnerEnvs:
 class RolloutPolicy(Protocol):
     agent: ActorCritic
 
-    def act(self, obs: torch.Tensor, step: int, buffer: RolloutBuffer) -> np.ndarray:
-        """Chooses and stores step ``step``'s actions; returns them for the env."""
+    def act(self, obs: torch.Tensor, mask: torch.Tensor | None, step: int, buffer: RolloutBuffer) -> np.ndarray:
+        """Chooses and stores step ``step``'s actions (among those ``mask`` allows); returns them for the env."""
 
     def finish(self, buffer: RolloutBuffer) -> None:
         """Completes the buffer's log-probabilities and values once the rollout's last step is stored."""
@@ -105,8 +116,8 @@ class ActEachStep:
     def __init__(self, agent: ActorCritic) -> None:
         self.agent = agent
 
-    def act(self, obs: torch.Tensor, step: int, buffer: RolloutBuffer) -> np.ndarray:
-        action, buffer.logprobs[step], buffer.values[step] = self.agent.act(obs)
+    def act(self, obs: torch.Tensor, mask: torch.Tensor | None, step: int, buffer: RolloutBuffer) -> np.ndarray:
+        action, buffer.logprobs[step], buffer.values[step] = self.agent.act(obs, mask=mask)
         return buffer.store_action(step, action)
 
     def finish(self, buffer: RolloutBuffer) -> None:
@@ -121,11 +132,12 @@ class SampleThenEvaluate:
     def __init__(self, agent: ActorCritic) -> None:
         self.agent = agent
 
-    def act(self, obs: torch.Tensor, step: int, buffer: RolloutBuffer) -> np.ndarray:
-        return buffer.store_action(step, self.agent.sample(obs))
+    def act(self, obs: torch.Tensor, mask: torch.Tensor | None, step: int, buffer: RolloutBuffer) -> np.ndarray:
+        return buffer.store_action(step, self.agent.sample(obs, mask))
 
     def finish(self, buffer: RolloutBuffer) -> None:
-        logprobs, _, values = self.agent.evaluate(buffer.obs.flatten(0, 1), buffer.actions.flatten(0, 1))
+        masks = None if buffer.masks is None else buffer.masks.flatten(0, 1)
+        logprobs, _, values = self.agent.evaluate(buffer.obs.flatten(0, 1), buffer.actions.flatten(0, 1), masks)
         buffer.logprobs.copy_(logprobs.view_as(buffer.logprobs))
         buffer.values.copy_(values.view_as(buffer.values))
 
@@ -134,12 +146,13 @@ class NumpyActorThenEvaluate(SampleThenEvaluate):
     """SampleThenEvaluate with each step's actions drawn in NumPy (networks/numpy_actor.py says why), the same
     actions as the actor's torch forward would draw (test_networks.py)."""
 
-    def __init__(self, agent: ActorCritic, sample: Callable[[np.ndarray], np.ndarray]) -> None:
+    def __init__(self, agent: ActorCritic, sample: Callable[[np.ndarray, np.ndarray | None], np.ndarray]) -> None:
         super().__init__(agent)
         self.sample = sample
 
-    def act(self, obs: torch.Tensor, step: int, buffer: RolloutBuffer) -> np.ndarray:
-        return buffer.store_action(step, torch.from_numpy(self.sample(obs.numpy())))
+    def act(self, obs: torch.Tensor, mask: torch.Tensor | None, step: int, buffer: RolloutBuffer) -> np.ndarray:
+        actions = self.sample(obs.numpy(), None if mask is None else mask.numpy())
+        return buffer.store_action(step, torch.from_numpy(actions))
 
 
 def rollout_policy(agent: ActorCritic, device: torch.device, bf16: bool) -> RolloutPolicy:
@@ -161,7 +174,9 @@ def collect_rollout(envs: LearnerEnvs, policy: RolloutPolicy, buffer: RolloutBuf
     for step in range(buffer.num_steps):
         with timers.inference:
             obs = buffer.store_obs(step, envs.obs)
-            actions = policy.act(obs, step, buffer)
+            if envs.mask is not None:
+                buffer.store_mask(step, envs.mask)
+            actions = policy.act(obs, envs.mask, step, buffer)
         with timers.env:
             try:
                 result = envs.step(actions)
