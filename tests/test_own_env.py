@@ -33,6 +33,24 @@ class Corridor(gym.Env):
 
 
 gym.register("Corridor-v0", entry_point=Corridor, max_episode_steps=50)
+
+
+class LitCorridor(Corridor):
+    """The same corridor, with a render_mode argument and frames to record."""
+
+    metadata = {"render_modes": ["rgb_array"], "render_fps": 4}
+
+    def __init__(self, length=4, render_mode=None):
+        super().__init__(length)
+        self.render_mode = render_mode
+
+    def render(self):
+        frame = np.zeros((16, 16 * (self.length + 1), 3), np.uint8)
+        frame[:, 16 * self.position:16 * (self.position + 1)] = 255
+        return frame
+
+
+gym.register("LitCorridor-v0", entry_point=LitCorridor, max_episode_steps=50)
 '''
 
 
@@ -108,3 +126,11 @@ def test_bad_env_kwargs_are_one_line(value, mentions, user_dir, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "argument --env-kwargs" in err[0] and mentions in err[0], err
     assert not (user_dir / "runs").exists()
+
+
+def test_a_module_id_env_with_render_mode_records_videos(user_dir):
+    assert main.main(["--environment-id", "corridor_envs:LitCorridor-v0", "--total-timesteps", "512",
+                      "--capture-video", "--no-progress", "--log-dir", str(user_dir / "runs")]) == 0
+    run_dir = only_run_dir(user_dir / "runs")
+    videos = sorted((user_dir / "videos" / run_dir.name).glob("*.mp4"))
+    assert videos and videos[0].read_bytes()[4:8] == b"ftyp"

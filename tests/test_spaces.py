@@ -91,22 +91,24 @@ class _Frames(ShapedCorridor):
 
 class ActionCorridor(ShapedCorridor):
     """The corridor driven through another action space: MultiDiscrete([2, 3]) (the first part moves, the second
-    is ignored) or MultiBinary(2) (bit 0 moves right, bit 1 is ignored)."""
+    is ignored), MultiBinary(2) (bit 0 moves right, bit 1 is ignored) or a Box (right where positive)."""
 
     def __init__(self, actions: str = "multi_discrete") -> None:
         super().__init__("discrete")
-        self.action_space = gym.spaces.MultiDiscrete([2, 3]) if actions == "multi_discrete" \
-            else gym.spaces.MultiBinary(2)
+        self.action_space = {"multi_discrete": gym.spaces.MultiDiscrete([2, 3]), "multi_binary":
+                             gym.spaces.MultiBinary(2), "box": gym.spaces.Box(-1.0, 1.0, (1,), np.float32)}[actions]
 
     def step(self, action):
-        assert self.action_space.contains(np.asarray(action)), action
+        assert self.action_space.contains(np.asarray(action, self.action_space.dtype)), action
+        if isinstance(self.action_space, gym.spaces.Box):  # right where the action is positive
+            return super().step(int(action[0] > 0))
         return super().step(int(action[0]))
 
 
 gym.register("ActionCorridor-v0", entry_point=ActionCorridor, max_episode_steps=40)
 
 
-@pytest.mark.parametrize("actions", ["multi_discrete", "multi_binary"])
+@pytest.mark.parametrize("actions", ["multi_discrete", "multi_binary", "box"])
 def test_each_action_space_learns_the_corridor(actions, tmp_path, capsys):
     assert main.main(["--environment-id", "ActionCorridor-v0", "--env-kwargs", f"actions={actions!r}",
                       "--total-timesteps", "8192", "--num-envs", "4", "--no-progress", "--log-dir",
