@@ -76,6 +76,14 @@ class ActorCritic(nn.Module):
         return *self.head.log_prob_and_entropy(masked(params, mask), action), value
 
 
+def action_mask(info: dict, head: Head, device: torch.device | str) -> torch.Tensor | None:
+    """The env's ``info["action_mask"]`` (True: allowed) as a boolean tensor, where the head takes masks; else
+    None. For a vector env's info, one row per env."""
+    if not head.takes_masks or "action_mask" not in info:
+        return None
+    return torch.as_tensor(np.asarray(info["action_mask"], dtype=bool), device=device)
+
+
 def masked(logits: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
     """Logits with the actions ``mask`` forbids (False) at the lowest finite value: they are never sampled, and the
     log-probabilities and entropy are those of the distribution over the allowed actions (a finite value rather

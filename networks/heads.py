@@ -37,6 +37,8 @@ def gumbel_max(logits: torch.Tensor) -> torch.Tensor:
 class CategoricalHead(nn.Module):
     """Discrete actions: the actor's outputs are logits over ``n`` actions."""
 
+    takes_masks = True  # networks.actor_critic.masked applies to its logits
+
     def __init__(self, n: int) -> None:
         super().__init__()
         self.num_outputs = n
@@ -63,6 +65,8 @@ class CategoricalHead(nn.Module):
 
 class GaussianHead(nn.Module):
     """Box actions: the actor's outputs are the mean; the log-std is a state-independent parameter."""
+
+    takes_masks = False
 
     def __init__(self, action_dim: int) -> None:
         super().__init__()
@@ -91,6 +95,8 @@ class GaussianHead(nn.Module):
 class MultiCategoricalHead(nn.Module):
     """MultiDiscrete actions: one categorical per part over its slice of the logits; the parts' log-probabilities
     and entropies are summed (the parts are drawn independently)."""
+
+    takes_masks = True  # networks.actor_critic.masked applies to its logits
 
     def __init__(self, sizes: list[int]) -> None:
         super().__init__()
@@ -123,6 +129,8 @@ class MultiCategoricalHead(nn.Module):
 class BernoulliHead(nn.Module):
     """MultiBinary actions: one Bernoulli per bit, the actor's outputs its logits; log-probabilities and entropies
     summed over the bits."""
+
+    takes_masks = False
 
     def __init__(self, n: int) -> None:
         super().__init__()

@@ -17,8 +17,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from networks.actor_critic import ActorCritic
-from networks.heads import CategoricalHead, MultiCategoricalHead
+from networks.actor_critic import ActorCritic, action_mask
 from ppo import checkpoint
 from ppo.cli import OneLineParser, UsageError, check_directory, checked, count, seed_number
 from ppo.config import select_device
@@ -85,15 +84,14 @@ def evaluate(env: gym.Env, agent: ActorCritic, normalizer: ObservationNormalizer
     the env gives ``info["action_mask"]``, actions are chosen among those it allows, as in training."""
     returns, lengths = [], []
     obs, info = env.reset(seed=seed)
-    categorical = isinstance(agent.head, CategoricalHead | MultiCategoricalHead)
     with tqdm(total=episodes, unit="episode", disable=not progress, desc="evaluating") as bar:
         while len(returns) < episodes:
             if normalizer is not None:
                 obs = normalizer(obs[None], update=False)[0]
-            mask = torch.as_tensor(np.asarray(info["action_mask"], bool), device=device)[None] \
-                if categorical and "action_mask" in info else None
+            mask = action_mask(info, agent.head, device)
             with torch.no_grad():
-                action = agent.act(torch.as_tensor(np.asarray(obs), device=device)[None], deterministic, mask)[0][0]
+                action = agent.act(torch.as_tensor(np.asarray(obs), device=device)[None], deterministic,
+                                   None if mask is None else mask[None])[0][0]
             obs, _, terminated, truncated, info = env.step(action.cpu().numpy())
             if terminated or truncated:
                 returns.append(float(info["episode"]["r"]))

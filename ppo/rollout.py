@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from gymnasium.vector import AutoresetMode, VectorEnv
 
-from networks.actor_critic import ActorCritic
+from networks.actor_critic import ActorCritic, Head, action_mask
 from networks.numpy_actor import numpy_sampler
 from ppo.buffer import RolloutBuffer
 from ppo.faults import EnvError
@@ -47,10 +47,10 @@ class LearnerEnvs:
     so the update leaves it out. test_bootstrap.py holds both."""
 
     def __init__(self, envs: VectorEnv, obs_normalizer: ObservationNormalizer | None, device: torch.device,
-                 use_masks: bool = False) -> None:
-        self.envs, self.obs_normalizer, self.device, self.use_masks = envs, obs_normalizer, device, use_masks
+                 head: Head) -> None:
+        self.envs, self.obs_normalizer, self.device, self.head = envs, obs_normalizer, device, head
         # The actions allowed in the observations to act on next, where the env gives info["action_mask"] (True:
-        # allowed; for MultiDiscrete the parts' masks concatenated) and the head is categorical; else None.
+        # allowed; for MultiDiscrete the parts' masks concatenated) and the head takes masks; else None.
         self.mask: torch.Tensor | None = None
         self.next_step_mode = envs.metadata.get("autoreset_mode") == AutoresetMode.NEXT_STEP
         self.resetting = np.zeros(envs.num_envs, bool)  # NEXT_STEP: envs whose next step is a reset
@@ -69,12 +69,7 @@ class LearnerEnvs:
             raise EnvError from error
         self.resetting[:] = False
         self.obs = self.observe(obs)
-        self.mask = self.read_mask(info)
-
-    def read_mask(self, info: dict) -> torch.Tensor | None:
-        if not self.use_masks or "action_mask" not in info:
-            return None
-        return torch.as_tensor(np.asarray(info["action_mask"], dtype=bool), device=self.device)
+        self.mask = action_mask(info, self.head, self.device)
 
     def step(self, actions: np.ndarray) -> EnvStep:
         try:
@@ -91,7 +86,8 @@ class LearnerEnvs:
             last = obs[final_envs] if self.next_step_mode else np.stack(info["final_obs"][final_envs])
             final_obs = self.observe(last, update_statistics=False)
         self.obs = self.observe(obs)
-        self.mask = self.read_mask(info)  # SAME_STEP: a reset env's mask is its new episode's (info, not final_info)
+        # SAME_STEP: a reset env's mask is its new episode's (in info; the last step's is in final_info).
+        self.mask = action_mask(info, self.head, self.device)
         # Episode statistics: in final_info (SAME_STEP) or in info itself (vector-level statistics).
         statistics, episodes = info.get("final_info") or info, None
         if "episode" in statistics:

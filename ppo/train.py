@@ -15,7 +15,6 @@ import torch
 from gymnasium.vector import VectorEnv
 
 from networks.actor_critic import ActorCritic
-from networks.heads import CategoricalHead, MultiCategoricalHead
 from ppo.buffer import RolloutBuffer
 from ppo.config import TrainConfig
 from ppo.faults import EnvError, check_rollout, check_update
@@ -65,8 +64,7 @@ def train(envs: VectorEnv, state: TrainState, cfg: TrainConfig, device: torch.de
     that raises, EnvError, with ``state`` rolled back to the last completed update."""
     agent, optimizer = state.agent, state.optimizer
     buffer = make_buffer(envs, agent, cfg, device)
-    learner_envs = LearnerEnvs(envs, state.obs_normalizer, device,
-                               use_masks=isinstance(agent.head, CategoricalHead | MultiCategoricalHead))
+    learner_envs = LearnerEnvs(envs, state.obs_normalizer, device, agent.head)
     policy = rollout_policy(agent, device, cfg.bf16)
     timers = PhaseTimers()
     # A resumed run starts fresh episodes from seeds it has not used before.
