@@ -98,14 +98,10 @@ class Adam:
         self.steps = 0 if states[0] is None else int(states[0]["step"])
         for key, flat in (("exp_avg", self.exp_avg), ("exp_avg_sq", self.exp_avg_sq)):
             flat.zero_()
-            views = flat_views(flat, self.tensors, ALIGN)
-            for view, saved_piece in zip(views, self.saved_pieces(states, key), strict=True):
-                view.copy_(saved_piece)
-
-    def saved_pieces(self, states: list[dict | None], key: str) -> list[torch.Tensor]:
-        """Each parameter's piece of a saved moment: per tensor, or cut from the one unpadded flat tensor."""
-        if states[0] is None:
-            return [torch.zeros_like(tensor) for tensor in self.tensors]
-        if len(states) == len(self.tensors):
-            return [state[key] for state in states]
-        return flat_views(states[0][key], self.tensors)
+            if states[0] is None:  # saved before the first step: no moments yet
+                continue
+            # Each parameter's piece: per tensor, or cut from the one unpadded flat tensor.
+            pieces = [state[key] for state in states] if len(states) == len(self.tensors) else \
+                flat_views(states[0][key], self.tensors)
+            for view, piece in zip(flat_views(flat, self.tensors, ALIGN), pieces, strict=True):
+                view.copy_(piece)

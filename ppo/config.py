@@ -3,7 +3,7 @@
 The original README's two usage texts are the contract: every flag keeps its name, type, default and help
 sentence. Each script therefore lists its own help sentences and default *texts* ("2.5e-4", "1e7") in a table;
 the parsed default is that text run through the flag's type, so the help line and the value can never drift apart.
-Every flag is added with its resume rule (``KEPT`` or ``FROM_COMMAND_LINE``): that is the one place that decides
+Every flag is added with its resume rule (``KEPT``, ``EXTENDABLE`` or ``FROM_COMMAND_LINE``): the one place that decides
 what a resumed run may change. All validation that needs no environment happens here, before anything is created.
 """
 
@@ -126,7 +126,7 @@ class TrainingParser(OneLineParser):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.resume_rules: dict[str, str] = {}  # flag destination -> KEPT or FROM_COMMAND_LINE
+        self.resume_rules: dict[str, str] = {}  # flag destination -> KEPT, EXTENDABLE or FROM_COMMAND_LINE
 
     def flag(self, group: Any, *names: str, resume: str, **kwargs: Any) -> None:
         """``group.add_argument(*names, **kwargs)`` (``group``: this parser or one of its groups)."""

@@ -20,7 +20,7 @@ from gymnasium.vector import VectorEnv
 from networks.actor_critic import ActorCritic
 from ppo import checkpoint
 from ppo.cli import UsageError, checked
-from ppo.config import TrainConfig, TrainingParser, check_bf16
+from ppo.config import EXTENDABLE, TrainConfig, TrainingParser, check_bf16
 from ppo.faults import EnvError, NonFiniteError, check_weights
 from ppo.normalize import ObservationNormalizer, RewardScaler
 from ppo.rng import seed_everything
@@ -52,17 +52,15 @@ def resumed_arguments(parser: TrainingParser, args: argparse.Namespace, script: 
                          f"checkpoints ({checkpoint.CHECKPOINT_DIR}/step_*.pt or the run directory)")
     saved = payload["args"]
     kept = [key for key in parser.kept_on_resume() if key in saved]  # a flag newer than the run: this command's
-    extending = args.total_timesteps != parser.get_default("total_timesteps") and \
-        args.total_timesteps != saved["total_timesteps"]
-    for key in kept:
-        given = getattr(args, key)
-        if given != parser.get_default(key) and given != saved[key] and not (key == "total_timesteps" and extending):
-            flag = "--" + key.replace("_", "-")
+    changed = [key for key in kept if getattr(args, key) not in (parser.get_default(key), saved[key])]
+    for key in changed:
+        if parser.resume_rules[key] != EXTENDABLE:
+            flag, given = "--" + key.replace("_", "-"), getattr(args, key)
             raise UsageError(f"argument --resume: the run was trained with {flag} {saved[key]}, a resumed run keeps "
                              f"its saved flags: drop {flag} {given}")
     merged = argparse.Namespace(**{**vars(args), **{key: saved[key] for key in kept},
                                    "anneal_from": saved.get("anneal_from")})
-    if extending:
+    if "total_timesteps" in changed:  # the one EXTENDABLE flag
         extend(merged, args.total_timesteps, payload)
     total = TrainConfig.from_args(merged).num_updates
     if payload["update"] >= total:
