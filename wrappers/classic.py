@@ -68,8 +68,7 @@ def flattenable(space: gym.Space) -> bool:
     (reshaped), Discrete (one-hot), MultiBinary (as it is), MultiDiscrete (one-hot per part), and Dict (keys in
     sorted order) and Tuple spaces of these."""
     if isinstance(space, gym.spaces.Dict | gym.spaces.Tuple):
-        return all(flattenable(part) for part in space.values()) if isinstance(space, gym.spaces.Dict) \
-            else all(flattenable(part) for part in space)
+        return all(map(flattenable, space.values() if isinstance(space, gym.spaces.Dict) else space))
     return isinstance(space, gym.spaces.Box | gym.spaces.Discrete | gym.spaces.MultiBinary | gym.spaces.MultiDiscrete)
 
 
