@@ -3,8 +3,9 @@
     python -m ppo.evaluate PATH --episodes N [--deterministic] [--capture-video] [--use-gpu]
 
 PATH is a run directory (its model.pt, or its newest checkpoint while the run is unfinished) or a checkpoint
-file. The env is rebuilt from the saved flags; Atari games are played whole with their real score: no episodic
-life, no reward clipping.
+file. The env is rebuilt from the saved flags; Atari games are played whole with their real score (no reward
+clipping), each life started as in training (the same restart step and frame stack on every backend), on the
+gymnasium backend, whose frames tests/test_backends.py shows equal to the other backends'.
 """
 
 from __future__ import annotations
@@ -94,9 +95,10 @@ def evaluate(env: gym.Env, agent: ActorCritic, normalizer: ObservationNormalizer
                                    None if mask is None else mask[None])[0][0]
             obs, _, terminated, truncated, info = env.step(action.cpu().numpy())
             if terminated or truncated:
-                returns.append(float(info["episode"]["r"]))
-                lengths.append(int(info["episode"]["l"]))
-                bar.update(1)
+                if "episode" in info:  # else an Atari life ended: the reset starts the next one, as in training
+                    returns.append(float(info["episode"]["r"]))
+                    lengths.append(int(info["episode"]["l"]))
+                    bar.update(1)
                 if len(returns) < episodes:  # no reset after the last one: it would start one more video
                     obs, info = env.reset()
     return Evaluation(np.array(returns), np.array(lengths))

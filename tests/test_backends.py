@@ -12,8 +12,10 @@ import main
 import main_atari
 import ppo.train
 import wrappers.atari_backends
+from wrappers.atari import StartGame, make_atari_env
 from wrappers.atari_backends import choose_env_backend, make_atari_envs
 from wrappers.classic import make_classic_envs
+from wrappers.vector import make_vector_env
 
 # The threaded Atari backends; EnvPool is an optional requirement (requirements-envpool.txt).
 THREADED = ["ale-vector", pytest.param("envpool", marks=pytest.mark.skipif(
@@ -90,6 +92,47 @@ def test_threaded_backends_give_the_same_observations_and_log_returns_the_same_w
     assert means["gymnasium"] == pytest.approx(means[other], rel=0.15), means
 
 
+@pytest.mark.parametrize("other", THREADED)
+def test_backends_stack_the_same_frames_at_a_game_start_and_after_a_lost_life(other, monkeypatch):
+    """One rule for the start of a game and of a life, and for the frame stack (wrappers/atari.py): the same
+    seeded game of Breakout (no sticky actions, no no-ops) gives the same stacked observations, frame for frame,
+    on the gymnasium backend and on ``other``, through lost lives and whole games. Each life starts with 4 copies
+    of its first frame. The gymnasium backend starts the next life within the step that ended one; ``other``
+    (NEXT_STEP) on its next step, the restart, and after a game over on the two next: the reset and the FIRE."""
+    if other == "envpool":  # EnvPool's no-ops count from 1 (noop_max=1: exactly one); the others' from 0
+        monkeypatch.setattr(StartGame, "noops", lambda self: 1)
+    gym_envs = make_vector_env(lambda _: make_atari_env("BreakoutNoFrameskip-v4", noop_max=1), 1)
+    envs = make_atari_envs("BreakoutNoFrameskip-v4", 1, env_backend=other, noop_max=1)
+    expected, _ = gym_envs.reset(seed=1)
+    obs, _ = envs.reset(seed=1)
+    np.testing.assert_array_equal(obs, expected)
+    assert (expected[0] == expected[0, -1]).all()  # a game starts with 4 copies of its first frame
+    rng = np.random.default_rng(0)
+    lives = games = 0
+    for _ in range(2500):
+        actions = rng.integers(0, 4, 1)
+        expected, _, ended, _, info = gym_envs.step(actions)
+        obs, _, terminated, truncated, _ = envs.step(actions)
+        assert (terminated | truncated) == ended
+        if ended[0]:
+            game_over = "episode" in (info.get("final_info") or info)
+            # EnvPool ends its 4-frame skip at a game's end: a last frame the learner neither acts on nor
+            # bootstraps from (the game terminated) differs there.
+            if not (game_over and other == "envpool"):
+                np.testing.assert_array_equal(obs[0], info["final_obs"][0])
+            for _restart_step in range(1 + game_over):  # the learner's actions there are not taken
+                assert terminated[0]
+                obs, _, terminated, *_ = envs.step(rng.integers(0, 4, 1))
+            assert not terminated[0]
+            assert (expected[0] == expected[0, -1]).all()
+            lives += 1
+            games += game_over
+        np.testing.assert_array_equal(obs, expected)
+    assert lives >= 10 and games >= 2
+    gym_envs.close()
+    envs.close()
+
+
 def test_ale_vector_backend_plays_whole_games_pressing_fire_after_a_lost_life():
     """Breakout, 5 lives: each lost life ends the learner's episode but not the game, the env's next step presses
     FIRE whatever the learner chose, and a game is logged once, with the unclipped score of all its lives."""
@@ -106,6 +149,8 @@ def test_ale_vector_backend_plays_whole_games_pressing_fire_after_a_lost_life():
     envs.env.step = spy
     rng = np.random.default_rng(0)
     envs.reset(seed=0)
+    assert (sent.pop() == 1).all()  # the game's FIRE, a step of its own (one frame of FIRE does not launch)
+    raw_rewards.clear()
     ended, games, returns = [], np.zeros(2, int), []
     for _ in range(3000):
         chosen = rng.integers(2, 4, 2)  # RIGHT or LEFT: never FIRE

@@ -1,14 +1,16 @@
 """ale-py's own C++ vector env (ale_py.vector_env.AtariVectorEnv) for ``main_atari.py --env-backend ale-vector``.
 
-AtariVectorEnv steps all envs in C++ threads and preprocesses there: up to 30 no-ops and FIRE on reset, 4-frame
-skip with max-pooling, 84×84 gray, 4 stacked frames, the id's sticky actions. It ships inside ale-py, so it needs
-nothing beyond requirements.txt. Its own ``episodic_life`` resets the whole game on a lost life, so it is not used;
+AtariVectorEnv steps all envs in C++ threads and preprocesses there: up to 29 no-ops on reset, 4-frame skip with
+max-pooling, 84×84 gray, the id's sticky actions. It ships inside ale-py, so it needs nothing beyond
+requirements.txt. Its own ``episodic_life`` resets the whole game on a lost life, its FIRE on reset lasts one frame
+(too short to launch Breakout's ball) and its frame stack starts a game with black frames, so none of them is used;
 this class gives wrappers/atari.py's semantics instead:
 
 - episodic life: ale-py's ``life_loss_info`` ends the learner's episode on a lost life and the game goes on; the
   env's next step, which the loop drops from the update like any NEXT_STEP reset step, presses FIRE (NOOP in
-  games without FIRE) in place of the learner's action, as EpisodicLife and FireOnReset do on the gymnasium
-  backend;
+  games without FIRE) in place of the learner's action, as EpisodicLife does on the gymnasium backend;
+- FireOnReset's step of FIRE after a game's reset, and the frame stack of wrappers/atari.py: 4 copies of a life's
+  first frame, then one new frame a step (NewLifeStacks);
 - rewards clipped to their sign for the learner; the unclipped score summed over the whole game, all lives, and
   logged with the game's length in emulator frames as ``info["episode"]``, the statistics Gymnasium's
   RecordEpisodeStatistics gives the gymnasium backend. A game's end is recognised on the env's next step, when
@@ -20,61 +22,59 @@ from __future__ import annotations
 
 from typing import Any
 
+import gymnasium as gym
 import numpy as np
 from gymnasium.vector import AutoresetMode, VectorEnv
 
-from wrappers.atari import fire_is_second
+from wrappers.atari import NewLifeStacks
 from wrappers.vector import lookup_spec
-
-NOOP, FIRE = 0, 1
 
 
 class AleVectorAtari(VectorEnv):
-    def __init__(self, env_id: str, num_envs: int) -> None:
+    def __init__(self, env_id: str, num_envs: int, noop_max: int = 30) -> None:
         from ale_py.vector_env import AtariVectorEnv
 
         kwargs = lookup_spec(env_id).kwargs
         self.env = AtariVectorEnv(
-            kwargs["game"], num_envs, frameskip=4, noop_max=30, stack_num=4, img_height=84, img_width=84,
-            grayscale=True, maxpool=True, use_fire_reset=True, episodic_life=False, life_loss_info=True,
+            kwargs["game"], num_envs, frameskip=4, noop_max=noop_max, stack_num=1, img_height=84, img_width=84,
+            grayscale=True, maxpool=True, use_fire_reset=False, episodic_life=False, life_loss_info=True,
             reward_clipping=False, repeat_action_probability=kwargs.get("repeat_action_probability", 0.0),
             full_action_space=kwargs.get("full_action_space", False),
             max_num_frames_per_episode=kwargs.get("max_num_frames_per_episode", 108_000),
             autoreset_mode=AutoresetMode.NEXT_STEP,
         )
         self.num_envs = num_envs
-        self.single_observation_space = self.env.single_observation_space
+        self.single_observation_space = gym.spaces.Box(0, 255, (4, 84, 84), np.uint8)
         self.single_action_space = self.env.single_action_space
-        self.observation_space = self.env.observation_space
+        self.observation_space = gym.vector.utils.batch_space(self.single_observation_space, num_envs)
         self.action_space = self.env.action_space
         self.metadata = {"autoreset_mode": AutoresetMode.NEXT_STEP}
         meanings = [action.name for action in self.env.ale.get_action_set()]
-        self.restart_action = FIRE if fire_is_second(meanings) else NOOP
+        self.stacks = NewLifeStacks(num_envs, meanings)
         self.game_return = np.zeros(num_envs, np.float64)
         self.frames = np.zeros(num_envs, np.int64)  # emulator frames of each env's game so far
-        self.ended = np.zeros(num_envs, bool)  # the learner's episode ended on the last step: life or game
 
     def reset(self, *, seed: int | None = None, options: dict | None = None) -> tuple[np.ndarray, dict]:
         obs, info = self.env.reset(seed=seed)
+        if self.stacks.fire:
+            obs, _, _, _, info = self.env.step(np.full(self.num_envs, self.stacks.restart_action))
         self.game_return[:] = 0
         self.frames[:] = info["episode_frame_number"]
-        self.ended[:] = False
-        return obs, {}
+        return self.stacks.reset(obs), {}
 
     def step(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict]:
-        actions = np.where(self.ended, self.restart_action, actions) if self.ended.any() else np.asarray(actions)
-        obs, reward, terminated, truncated, raw = self.env.step(actions)
+        obs, reward, terminated, truncated, raw = self.env.step(self.stacks.actions(actions))
         frames = raw["episode_frame_number"]
         info: dict[str, Any] = {}
-        new_game = self.ended & (frames <= self.frames)  # the env was reset: the game before it is over
+        new_game = self.stacks.restart & (frames <= self.frames)  # the env was reset: the game before it is over
         if new_game.any():
             info["episode"] = {"r": self.game_return.copy(), "l": self.frames.copy()}
             info["_episode"] = new_game
             self.game_return[new_game] = 0
         self.game_return += reward
         self.frames[:] = frames
-        self.ended = terminated | truncated
-        return obs, np.sign(reward).astype(np.float32), terminated, truncated, info
+        obs, ended = self.stacks.step(obs, terminated | truncated, new_game)
+        return obs, np.sign(reward).astype(np.float32), ended & ~truncated, truncated, info
 
     def close_extras(self, **kwargs: Any) -> None:
         self.env.close()
