@@ -5,10 +5,12 @@ from __future__ import annotations
 import gymnasium as gym
 
 from networks import MLPActorCritic
+from networks.mlp import network_options
 from ppo.cli import checked
 from ppo.config import (
     CLASSIC,
     add_env_kwargs_flag,
+    add_network_flags,
     add_normalization_flags,
     build_parser,
     check_batch,
@@ -24,6 +26,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser(CLASSIC)
     add_env_kwargs_flag(parser)
     add_normalization_flags(parser)
+    add_network_flags(parser)
     args, resumed = parse_arguments(parser, argv, "main")
     env_kwargs = dict(args.env_kwargs)
 
@@ -37,8 +40,8 @@ def main(argv: list[str] | None = None) -> int:
     observation_space, action_space, device = checked(parser, check)
 
     continuous = isinstance(action_space, gym.spaces.Box)
-    obs_normalizer = ObservationNormalizer(observation_space.shape) \
-        if continuous and args.normalize_observation else None
+    normalize = (continuous and args.normalize_observation) or args.normalize_any_observation
+    obs_normalizer = ObservationNormalizer(observation_space.shape) if normalize else None
     # Reward scaling for every action space: it keeps value targets near unit scale, where the value clip range
     # (--clip-coeff) and the global grad-norm clip are meant to act (README, How it trains, has the measurement).
     reward_scaler = RewardScaler(args.num_envs, args.gae_gamma) if args.normalize_reward else None
@@ -47,7 +50,8 @@ def main(argv: list[str] | None = None) -> int:
         args, "main",
         make_envs=lambda video_dir: make_classic_envs(args.environment_id, args.num_envs, video_dir,
                                                       args.vec_backend, env_kwargs),
-        make_agent=lambda envs: MLPActorCritic(observation_space, action_space, device=device),
+        make_agent=lambda envs: MLPActorCritic(observation_space, action_space, **network_options(args),
+                                               device=device),
         device=device, obs_normalizer=obs_normalizer, reward_scaler=reward_scaler, resumed=resumed,
     )
 

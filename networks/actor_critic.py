@@ -24,13 +24,14 @@ def layer_init(layer: nn.Module, std: float = float(np.sqrt(2)), bias: float = 0
     return layer
 
 
-def make_head(action_space: gym.Space) -> Head:
-    """The action distribution for a Discrete, 1-D Box, 1-D MultiDiscrete or 1-D MultiBinary space."""
+def make_head(action_space: gym.Space, initial_log_std: float = 0.0) -> Head:
+    """The action distribution for a Discrete, 1-D Box, 1-D MultiDiscrete or 1-D MultiBinary space (a Box's
+    Gaussian starts with log-std ``initial_log_std``)."""
     if isinstance(action_space, gym.spaces.Discrete):
         return CategoricalHead(int(action_space.n))
     if len(action_space.shape or ()) == 1:
         if isinstance(action_space, gym.spaces.Box):
-            return GaussianHead(int(action_space.shape[0]))
+            return GaussianHead(int(action_space.shape[0]), initial_log_std)
         if isinstance(action_space, gym.spaces.MultiDiscrete):
             return MultiCategoricalHead([int(n) for n in action_space.nvec])
         if isinstance(action_space, gym.spaces.MultiBinary):

@@ -68,12 +68,12 @@ class GaussianHead(nn.Module):
 
     takes_masks = False
 
-    def __init__(self, action_dim: int) -> None:
+    def __init__(self, action_dim: int, initial_log_std: float = 0.0) -> None:
         super().__init__()
         self.num_outputs = action_dim
         self.action_shape = (action_dim,)
         self.action_dtype = torch.float32
-        self.log_std = nn.Parameter(torch.zeros(action_dim))
+        self.log_std = nn.Parameter(torch.full((action_dim,), float(initial_log_std)))
 
     def sample(self, mean: torch.Tensor) -> torch.Tensor:
         return mean + self.log_std.exp() * torch.randn_like(mean)

@@ -4,9 +4,9 @@ Why it exists: at a rollout step's batch of a few observations, each torch op co
 dispatch, far more than its arithmetic, and torch's work between env steps also slows the env step that follows.
 Sampling the rollout's actions in NumPy instead makes a default CartPole run several percent faster as a whole
 (docs/performance.md has the A/B figures). It computes what ``MLPActorCritic.sample`` computes: the actor's logits
-(F.linear and tanh, in NumPy on views of the same weights) and a Gumbel-max draw from the same torch uniforms, so
-the actions are the same (test_networks.py). The log-probabilities and values the update uses still come from
-torch, from one batched evaluation after the rollout.
+(F.linear and the activation, in NumPy on views of the same weights) and a Gumbel-max draw from the same
+torch uniforms, so the actions are the same (test_networks.py). The log-probabilities and values the update
+uses still come from torch, from one batched evaluation after the rollout.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ def numpy_sampler(agent: nn.Module) -> Callable[[np.ndarray, np.ndarray | None],
     if any(weight.device.type != "cpu" or weight.dtype != torch.float32 for weight, _ in layers):
         return None
     layers = [(weight.numpy().T, bias.numpy()) for weight, bias in layers]
+    activation = np.tanh if agent.actor.activation == "tanh" else (lambda x: np.maximum(x, 0))
     num_actions = agent.head.num_outputs
     tiny = np.finfo(np.float32).tiny
 
@@ -39,7 +40,7 @@ def numpy_sampler(agent: nn.Module) -> Callable[[np.ndarray, np.ndarray | None],
     def sample(obs: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
         x = obs.astype(np.float32, copy=False)
         for weight, bias in layers[:-1]:
-            x = np.tanh(x @ weight + bias)
+            x = activation(x @ weight + bias)
         logits = x @ layers[-1][0] + layers[-1][1]
         if mask is not None:  # as networks.actor_critic.masked does
             logits = np.where(mask, logits, lowest)

@@ -52,8 +52,10 @@ def _rms(rms: RunningMeanStd | None) -> dict | None:
     return {"mean": torch.tensor(state["mean"]), "var": torch.tensor(state["var"]), "count": state["count"]}
 
 
-def model_payload(state: TrainState, args: argparse.Namespace, script: str) -> dict[str, Any]:
-    """What evaluation needs: the weights, normalization statistics, and how the agent was made."""
+def model_payload(state: TrainState, args: argparse.Namespace, script: str, world_size: int = 1
+                  ) -> dict[str, Any]:
+    """What evaluation needs: the weights, normalization statistics, and how the agent was made (and by how many
+    processes under torchrun: a resumed run needs as many)."""
     return {
         "script": script,
         "env_id": args.environment_id,
@@ -63,13 +65,15 @@ def model_payload(state: TrainState, args: argparse.Namespace, script: str) -> d
         "reward_rms": _rms(state.reward_scaler.rms if state.reward_scaler else None),
         "global_step": state.global_step,
         "update": state.update,
+        "world_size": world_size,
         "versions": library_versions(),
     }
 
 
-def checkpoint_payload(state: TrainState, args: argparse.Namespace, script: str) -> dict[str, Any]:
-    """The model plus what continuing needs: optimizer state and random generator states."""
-    return {**model_payload(state, args, script), "optimizer": state.optimizer.state_dict(),
+def checkpoint_payload(state: TrainState, args: argparse.Namespace, script: str, world_size: int = 1
+                       ) -> dict[str, Any]:
+    """The model plus what continuing needs: optimizer state and random generator states (rank 0's)."""
+    return {**model_payload(state, args, script, world_size), "optimizer": state.optimizer.state_dict(),
             "rng": rng_states()}
 
 

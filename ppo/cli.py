@@ -117,6 +117,7 @@ def _float_in(name: str, ok: Callable[[float], bool]) -> Callable[[str], float]:
 positive_float = _float_in("a number > 0", lambda v: v > 0)
 non_negative_float = _float_in("a number ≥ 0", lambda v: v >= 0)
 unit_interval = _float_in("a number in [0, 1]", lambda v: 0 <= v <= 1)
+log_std = _float_in("a log standard deviation in [-20, 2]", lambda v: -20 <= v <= 2)
 
 
 def checked(parser: argparse.ArgumentParser, check: Callable[[], T]) -> T:

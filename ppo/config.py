@@ -10,6 +10,7 @@ what a resumed run may change. All validation that needs no environment happens 
 from __future__ import annotations
 
 import argparse
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -22,6 +23,7 @@ from ppo.cli import (
     check_directory,
     count,
     keyword_argument,
+    log_std,
     non_negative_float,
     positive_float,
     seed_number,
@@ -215,6 +217,24 @@ def add_atari_flags(parser: TrainingParser) -> None:
                      "envs, likewise (pip install -r requirements-envpool.txt) (default: auto)")
 
 
+def add_network_flags(parser: TrainingParser) -> None:
+    """main.py's MLP, and --tuned (ppo/tuned.py). All kept on resume: they define what is learned."""
+    group = parser.add_argument_group("network and tuned settings")
+    parser.flag(group, "--tuned", action="store_true", resume=KEPT,
+                help="use the hyperparameters known to work for the env (a row of ppo/tuned.py, from "
+                     "rl-baselines3-zoo; --total-timesteps included); flags given on the command line still win; "
+                     "an env without a row is an error that lists the envs with one (default: False)")
+    parser.flag(group, "--hidden-sizes", type=count, nargs="+", default=[64, 64], metavar="N", resume=KEPT,
+                help="units of each hidden layer of the actor and of the critic (default: 64 64)")
+    parser.flag(group, "--activation", choices=("tanh", "relu"), default="tanh", resume=KEPT,
+                help="activation of the hidden layers (default: tanh)")
+    parser.flag(group, "--initial-log-std", type=log_std, default=0.0, resume=KEPT,
+                help="the Gaussian policy's initial log standard deviation, for Box actions (default: 0.0)")
+    parser.flag(group, "--no-ortho-init", dest="ortho_init", action="store_false", resume=KEPT,
+                help="torch's default initialization instead of orthogonal weights and zero biases "
+                     "(default: False)")
+
+
 def add_env_kwargs_flag(parser: TrainingParser) -> None:
     """main.py's keyword arguments for the env's constructor (kept on resume: they define the task)."""
     group = parser.add_argument_group("environment")
@@ -231,6 +251,9 @@ def add_normalization_flags(parser: TrainingParser) -> None:
                                   "(default: False)")
     parser.flag(group, "--no-normalize-reward", dest="normalize_reward", action="store_false", resume=KEPT,
                 help="turn off scaling rewards by the running std of the discounted return (default: False)")
+    parser.flag(group, "--normalize-observation", dest="normalize_any_observation", action="store_true",
+                resume=KEPT, help="normalize observations for any action space, not only Box ones (default: "
+                                  "False)")
 
 
 def check_output_paths(args: argparse.Namespace) -> None:
@@ -258,7 +281,14 @@ def select_device(use_gpu: bool) -> torch.device:
         return torch.device("cpu")
     if not torch.cuda.is_available():
         raise UsageError("argument --use-gpu: CUDA is not available on this machine (drop --use-gpu to run on the CPU)")
-    return torch.device("cuda")
+    if "LOCAL_RANK" not in os.environ:
+        return torch.device("cuda")
+    local_rank = int(os.environ["LOCAL_RANK"])  # under torchrun: rank r of a machine uses its GPU r
+    if local_rank >= torch.cuda.device_count():
+        raise UsageError(f"argument --use-gpu: this is process {local_rank} of its machine, which has "
+                         f"{torch.cuda.device_count()} GPUs: start at most one process per GPU")
+    torch.cuda.set_device(local_rank)
+    return torch.device("cuda", local_rank)
 
 
 def check_bf16(device: torch.device) -> str | None:
@@ -305,10 +335,17 @@ class TrainConfig:
     # Where the learning-rate schedule starts: (update, learning rate). An extended run anneals from the rate it
     # stood at towards 0 at its new end; None: from --learning-rate at update 0.
     anneal_from: tuple[int, float] | None = None
+    world_size: int = 1  # processes under torchrun, each with num_envs envs (ppo/distributed.py)
 
     @property
     def batch_size(self) -> int:
+        """Samples of one rollout of this process."""
         return self.num_envs * self.num_steps
+
+    @property
+    def steps_per_update(self) -> int:
+        """Env steps of one update, all processes together: what the global step counts."""
+        return self.batch_size * self.world_size
 
     @property
     def minibatch_size(self) -> int:
@@ -316,11 +353,11 @@ class TrainConfig:
 
     @property
     def num_updates(self) -> int:
-        """Enough updates to train at least total_timesteps steps."""
-        return -(-self.total_timesteps // self.batch_size)
+        """Enough updates to train at least total_timesteps steps (all processes together)."""
+        return -(-self.total_timesteps // self.steps_per_update)
 
     @classmethod
-    def from_args(cls, args: argparse.Namespace) -> TrainConfig:
+    def from_args(cls, args: argparse.Namespace, world_size: int = 1) -> TrainConfig:
         return cls(
             num_envs=args.num_envs,
             num_steps=args.num_steps_collected,
@@ -339,5 +376,6 @@ class TrainConfig:
             clip_value_loss=args.clip_value_loss,
             bf16=getattr(args, "bf16", False),  # checkpoints written before the flag existed
             anneal_from=tuple(args.anneal_from) if getattr(args, "anneal_from", None) else None,
+            world_size=world_size,
         )
 

@@ -55,13 +55,14 @@ def make_env_and_agent(payload: dict, video_dir: str | None, device: torch.devic
     """The env the agent was trained on (one copy, evaluation variant) and the agent with its saved weights."""
     env_id = payload["env_id"]
     if payload["script"] == "main":
-        from networks.mlp import MLPActorCritic
+        from networks.mlp import MLPActorCritic, network_options
         from wrappers.classic import check_classic_env, make_classic_env
 
         env_kwargs = dict(payload["args"].get("env_kwargs", []))  # runs saved before the flag: none
         check_classic_env(env_id, capture_video=video_dir is not None, env_kwargs=env_kwargs)
         env = make_classic_env(env_id, video_dir, every_episode=True, env_kwargs=env_kwargs)
-        agent: ActorCritic = MLPActorCritic(env.observation_space, env.action_space, device=device)
+        agent: ActorCritic = MLPActorCritic(env.observation_space, env.action_space,
+                                            **network_options(payload["args"]), device=device)
     elif payload["script"] == "main_atari":
         from networks.cnn import NatureCNNActorCritic
         from wrappers.atari import check_atari_env, make_atari_env

@@ -36,9 +36,12 @@ def _first(bad: np.ndarray) -> tuple[int, int]:
     return int(step), int(env)
 
 
-def check_rollout(buffer: RolloutBuffer, global_step: int) -> None:
-    """The rollout's rewards, stored observations and bootstrap values (from final observations), before any of
-    them is used. ``global_step``: env steps before this rollout."""
+def rollout_fault(buffer: RolloutBuffer, global_step: int, steps_per_step: int | None = None
+                  ) -> NonFiniteError | None:
+    """The first non-finite value among the rollout's rewards, stored observations and bootstrap values (from
+    final observations), to be raised before any of them is used; None if all are finite. ``global_step``: env
+    steps before this rollout; ``steps_per_step``: env steps one step of the rollout counts (all ranks' envs)."""
+    steps_per_step = steps_per_step or buffer.num_envs
     # (what, [steps, envs] mask, 1 where row t was made by the rollout's step t, 0 where by the step before it)
     checks = [("reward", ~np.isfinite(buffer.rewards), 1)]
     if buffer.obs.is_floating_point():
@@ -48,7 +51,8 @@ def check_rollout(buffer: RolloutBuffer, global_step: int) -> None:
     for what, bad, made_by in checks:
         if bad.any():
             step, env = _first(bad)
-            raise NonFiniteError(what, global_step + (step + made_by) * buffer.num_envs, env)
+            return NonFiniteError(what, global_step + (step + made_by) * steps_per_step, env)
+    return None
 
 
 def check_update(stats: dict[str, float], global_step: int) -> None:

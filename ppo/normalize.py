@@ -9,6 +9,7 @@ model; so the loop applies these itself. Same formulas as Gymnasium's wrappers a
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import numpy as np
 
@@ -56,30 +57,42 @@ class RunningMeanStd:
         self.count = float(state["count"])
 
 
-class ObservationNormalizer:
-    """(obs - mean) / sqrt(var + eps), clipped to ±clip; statistics updated from each batch of observations."""
+def same(array: np.ndarray) -> np.ndarray:
+    return array
 
-    def __init__(self, shape: tuple[int, ...], clip: float = 10.0, epsilon: float = 1e-8) -> None:
+
+class ObservationNormalizer:
+    """(obs - mean) / sqrt(var + eps), clipped to ±clip; statistics updated from each batch of observations.
+
+    ``gather_rows`` gives the batch the statistics are updated with: under torchrun every rank's observations of
+    the step (ppo/distributed.py), so the statistics are the same on every rank."""
+
+    def __init__(self, shape: tuple[int, ...], clip: float = 10.0, epsilon: float = 1e-8,
+                 gather_rows: Callable[[np.ndarray], np.ndarray] = same) -> None:
         self.rms = RunningMeanStd(shape)
         self.clip = clip
         self.epsilon = epsilon
+        self.gather_rows = gather_rows
 
     def __call__(self, obs: np.ndarray, update: bool = True) -> np.ndarray:
         if update:
-            self.rms.update(obs)
+            self.rms.update(self.gather_rows(obs))
         scaled = (obs - self.rms.mean) / np.sqrt(self.rms.var + self.epsilon)
         return _clip(scaled, self.clip).astype(np.float32)
 
 
 class RewardScaler:
-    """Divides rewards by the running std of the discounted return, per env, as Gymnasium's NormalizeReward."""
+    """Divides rewards by the running std of the discounted return, per env, as Gymnasium's NormalizeReward.
+    ``gather_rows``: as for ObservationNormalizer, every rank's returns of each step update the variance."""
 
-    def __init__(self, num_envs: int, gamma: float, clip: float = 10.0, epsilon: float = 1e-8) -> None:
+    def __init__(self, num_envs: int, gamma: float, clip: float = 10.0, epsilon: float = 1e-8,
+                 gather_rows: Callable[[np.ndarray], np.ndarray] = same) -> None:
         self.rms = RunningMeanStd(())
         self.returns = np.zeros(num_envs, np.float64)
         self.gamma = gamma
         self.clip = clip
         self.epsilon = epsilon
+        self.gather_rows = gather_rows
 
     def scale(self, rewards: np.ndarray, dones: np.ndarray, valid: np.ndarray | None = None) -> np.ndarray:
         """The rewards of consecutive steps, [steps, num_envs], scaled as one step after another would be: each
@@ -105,6 +118,10 @@ class RewardScaler:
             ends.append(total)
         self.returns = np.array(ends, np.float64)
         returns = np.ascontiguousarray(np.array(columns, np.float64).T)  # [env, step] -> [step, env]
+        if self.gather_rows is not same:  # every rank's envs as more columns: [env of all ranks, step] -> [step, env]
+            returns = np.ascontiguousarray(self.gather_rows(np.array(columns, np.float64)).T)
+            counted = np.ones(rewards.shape, bool) if valid is None else valid  # every rank gathers the same
+            valid = self.gather_rows(np.ascontiguousarray(counted.T, np.uint8)).T.astype(bool)
 
         means, variances = batch_moments(returns, axis=1)  # each step's row, as RunningMeanStd.update takes it
         rms = self.rms

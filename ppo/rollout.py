@@ -19,6 +19,7 @@ from gymnasium.vector import AutoresetMode, VectorEnv
 from networks.actor_critic import ActorCritic, Head, action_mask
 from networks.numpy_actor import numpy_sampler
 from ppo.buffer import RolloutBuffer
+from ppo.distributed import SharedLogger
 from ppo.faults import EnvError
 from ppo.normalize import ObservationNormalizer
 from ppo.tracking import PhaseTimers, RunLogger
@@ -160,13 +161,15 @@ def rollout_policy(agent: ActorCritic, device: torch.device, bf16: bool) -> Roll
     return NumpyActorThenEvaluate(agent, sample) if sample is not None else SampleThenEvaluate(agent)
 
 
-def collect_rollout(envs: LearnerEnvs, policy: RolloutPolicy, buffer: RolloutBuffer, logger: RunLogger,
-                    timers: PhaseTimers, global_step: int, stop_requested: Callable[[], bool]) -> bool:
+def collect_rollout(envs: LearnerEnvs, policy: RolloutPolicy, buffer: RolloutBuffer,
+                    logger: RunLogger | SharedLogger, timers: PhaseTimers, global_step: int,
+                    stop_requested: Callable[[], bool], world_size: int = 1) -> bool:
     """Fills ``buffer`` with the next ``buffer.num_steps`` steps of all envs (call under torch.no_grad).
-    ``global_step``: env steps before this rollout. False where a stop was requested before the rollout was
-    complete: the buffer is then incomplete and the rollout is to be dropped. An env that raises raises EnvError,
-    with the step it failed at."""
+    ``global_step``: env steps before this rollout (of ``world_size`` processes, each with these envs). False
+    where a stop was requested before the rollout was complete: the buffer is then incomplete and the rollout is
+    to be dropped. An env that raises raises EnvError, with the step it failed at."""
     buffer.start_rollout()
+    steps_per_step = buffer.num_envs * world_size
     for step in range(buffer.num_steps):
         with timers.inference:
             obs = buffer.store_obs(step, envs.obs)
@@ -177,13 +180,13 @@ def collect_rollout(envs: LearnerEnvs, policy: RolloutPolicy, buffer: RolloutBuf
             try:
                 result = envs.step(actions)
             except EnvError as error:
-                error.global_step = global_step + step * buffer.num_envs
+                error.global_step = global_step + step * steps_per_step
                 raise
         buffer.store_step(step, result.reward, result.terminated, result.truncated, result.valid)
         if result.final_obs is not None:
             buffer.store_final_values(step, result.final_envs, policy.agent.value(result.final_obs))
         if result.episodes is not None:
-            logger.episodes_finished(global_step + (step + 1) * buffer.num_envs, *result.episodes)
+            logger.episodes_finished(global_step + (step + 1) * steps_per_step, *result.episodes)
         if stop_requested():
             return False
     with timers.inference:

@@ -9,6 +9,7 @@ import os
 import platform
 import signal
 import sys
+import time
 import traceback
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -21,12 +22,14 @@ from networks.actor_critic import ActorCritic
 from ppo import checkpoint
 from ppo.cli import UsageError, checked
 from ppo.config import EXTENDABLE, TrainConfig, TrainingParser, check_bf16
+from ppo.distributed import OtherRankFailed, SharedLogger, launched_world_size, start_world
 from ppo.faults import EnvError, NonFiniteError, check_weights
 from ppo.normalize import ObservationNormalizer, RewardScaler
 from ppo.rng import seed_everything
 from ppo.state import TrainState
 from ppo.tracking import RunLogger, run_name
 from ppo.train import TrainResult, learning_rate_at, train
+from ppo.tuned import tuned_flags
 from ppo.update import make_optimizer
 
 EXIT_INTERRUPTED = 130  # the shell's code for a run stopped by Ctrl-C
@@ -35,8 +38,12 @@ EXIT_FAULT = 1
 
 def parse_arguments(parser: TrainingParser, argv: list[str] | None, script: str
                     ) -> tuple[argparse.Namespace, checkpoint.Loaded | None]:
-    """The command line, or with --resume the saved run's flags (plus this command line's other flags)."""
+    """The command line, or with --resume the saved run's flags (plus this command line's other flags). With
+    --tuned, the env's row of ppo/tuned.py as defaults under the command line's flags."""
     args = parser.parse_args(argv)
+    if getattr(args, "tuned", False) and args.resume is None:
+        parser.set_defaults(**checked(parser, lambda: tuned_flags(args.environment_id)))
+        args = parser.parse_args(argv)
     if args.resume is None:
         return args, None
     return checked(parser, lambda: resumed_arguments(parser, args, script))
@@ -50,7 +57,11 @@ def resumed_arguments(parser: TrainingParser, args: argparse.Namespace, script: 
         what = f"a {payload['script']}.py run" if payload["script"] != script else "a final model, not a checkpoint"
         raise UsageError(f"argument --resume: {str(loaded.path)!r} is {what}; {script}.py resumes its own "
                          f"checkpoints ({checkpoint.CHECKPOINT_DIR}/step_*.pt or the run directory)")
-    saved = payload["args"]
+    saved, processes = payload["args"], launched_world_size()
+    if payload.get("world_size", 1) != processes:
+        trained = payload.get("world_size", 1)
+        raise UsageError(f"argument --resume: the run was trained by {trained} process(es) "
+                         f"(torchrun --nproc_per_node {trained}); resume it with as many, not {processes}")
     kept = [key for key in parser.kept_on_resume() if key in saved]  # a flag newer than the run: this command's
     changed = [key for key in kept if getattr(args, key) not in (parser.get_default(key), saved[key])]
     for key in changed:
@@ -62,7 +73,7 @@ def resumed_arguments(parser: TrainingParser, args: argparse.Namespace, script: 
                                    "anneal_from": saved.get("anneal_from")})
     if "total_timesteps" in changed:  # the one EXTENDABLE flag
         extend(merged, args.total_timesteps, payload)
-    total = TrainConfig.from_args(merged).num_updates
+    total = TrainConfig.from_args(merged, processes).num_updates
     if payload["update"] >= total:
         raise UsageError(f"argument --resume: the run in {str(loaded.run_dir)!r} already finished "
                          f"({payload['global_step']:,} steps); evaluate it with: python -m ppo.evaluate "
@@ -77,7 +88,7 @@ def extend(merged: argparse.Namespace, total_timesteps: int, payload: dict) -> N
         raise UsageError(f"argument --total-timesteps: the run is at step {payload['global_step']:,}; to extend it, "
                          f"give more than that (got {total_timesteps:,})")
     last = max(payload["update"] - 1, 0)
-    rate = learning_rate_at(TrainConfig.from_args(merged), last)
+    rate = learning_rate_at(TrainConfig.from_args(merged, launched_world_size()), last)
     merged.total_timesteps, merged.anneal_from = total_timesteps, [last, rate]
 
 
@@ -123,12 +134,16 @@ def keep_freed_memory() -> bool:
 
 class StopSignals:
     """Turns the first Ctrl-C (SIGINT) or SIGTERM into a request to stop after the current step; a second one
-    stops at once. Forked env workers inherit the handler and ignore it: only the trainer decides."""
+    stops at once. Forked env workers inherit the handler and ignore it: only the trainer decides.
 
-    def __init__(self) -> None:
+    ``grace``: seconds after the first signal in which another is the same request. Under torchrun a Ctrl-C
+    reaches each process twice, from the terminal and forwarded by torchrun."""
+
+    def __init__(self, grace: float = 0.0) -> None:
         self.received: str | None = None
         self.pid = os.getpid()
         self.previous: dict[int, Any] = {}
+        self.grace, self.first = grace, 0.0
 
     def __enter__(self) -> StopSignals:
         for signum in (signal.SIGINT, signal.SIGTERM):
@@ -143,8 +158,10 @@ class StopSignals:
         if os.getpid() != self.pid:
             return
         if self.received is not None:
+            if time.monotonic() - self.first < self.grace:
+                return
             raise KeyboardInterrupt
-        self.received = signal.Signals(signum).name
+        self.received, self.first = signal.Signals(signum).name, time.monotonic()
         print(f"\n{self.received}: stopping after this step and writing a checkpoint "
               "(send it again to quit at once)", file=sys.stderr, flush=True)
 
@@ -158,12 +175,12 @@ class Checkpoints:
 
     def __init__(self, run_dir: Path, args: argparse.Namespace, script: str, cfg: TrainConfig) -> None:
         self.writer = checkpoint.CheckpointWriter(run_dir, args.keep_checkpoints)
-        self.args, self.script, self.num_updates = args, script, cfg.num_updates
+        self.args, self.script, self.num_updates, self.world_size = args, script, cfg.num_updates, cfg.world_size
         self.save_every = args.save_every or -(-cfg.num_updates // 10)  # ten per run by default
 
     def save(self, state: TrainState) -> Path:
         check_weights(state.agent, state.global_step)
-        return self.writer.save(checkpoint.checkpoint_payload(state, self.args, self.script))
+        return self.writer.save(checkpoint.checkpoint_payload(state, self.args, self.script, self.world_size))
 
     def after_update(self, state: TrainState) -> None:
         if state.update % self.save_every == 0 or state.update == self.num_updates:
@@ -171,12 +188,14 @@ class Checkpoints:
 
     def save_model(self, state: TrainState) -> None:
         check_weights(state.agent, state.global_step)
-        checkpoint.write_atomically(checkpoint.model_payload(state, self.args, self.script),
+        checkpoint.write_atomically(checkpoint.model_payload(state, self.args, self.script, self.world_size),
                                     self.writer.run_dir / checkpoint.MODEL_FILE)
 
 
 def resume_command(script: str, run_dir: Path, args: argparse.Namespace) -> str:
-    return f"resume with: python {script}.py --resume {run_dir}" + (" --use-gpu" if args.use_gpu else "")
+    processes = launched_world_size()
+    launcher = f"torchrun --nproc_per_node {processes}" if processes > 1 else "python"
+    return f"resume with: {launcher} {script}.py --resume {run_dir}" + (" --use-gpu" if args.use_gpu else "")
 
 
 def report_non_finite(error: NonFiniteError, env_id: str, checkpoints: list[Path]) -> int:
@@ -216,40 +235,73 @@ def run_training(args: argparse.Namespace, script: str, make_envs: Callable[[str
                  make_agent: Callable[[VectorEnv], ActorCritic], device: torch.device,
                  obs_normalizer: ObservationNormalizer | None = None, reward_scaler: RewardScaler | None = None,
                  resumed: checkpoint.Loaded | None = None) -> int:
-    """``make_envs(video_dir)`` builds the vector env; everything after the checks happens here, once."""
-    seed_everything(args.seed, args.deterministic_torch)
+    """``make_envs(video_dir)`` builds the vector env; everything after the checks happens here, once. Under
+    torchrun, in each process (ppo/distributed.py); only rank 0 writes."""
+    world = start_world(device)
+    seed_everything(args.seed + world.rank, args.deterministic_torch)  # each rank its actions; weights: rank 0's
     keep_freed_memory()
-    cfg = TrainConfig.from_args(args)
-    if cfg.bf16 and (warning := check_bf16(device)):
+    cfg = TrainConfig.from_args(args, world.size)
+    if cfg.bf16 and world.is_main and (warning := check_bf16(device)):
         print(warning, file=sys.stderr)
     run_dir = resumed.run_dir if resumed else Path(args.log_dir) / run_name(args.environment_id, args.exp_name,
                                                                                args.seed)
     start_step = resumed.payload["global_step"] if resumed else 0
     video_dir = f"videos/{run_dir.name}" + (f"/resumed-at-{start_step}" if resumed else "")
-    envs = make_envs(video_dir if args.capture_video else None)
+    envs = make_envs(video_dir if args.capture_video and world.is_main else None)
     agent = make_agent(envs)
+    world.share_weights(agent)
     state = TrainState(agent, make_optimizer(agent, cfg.learning_rate), obs_normalizer, reward_scaler)
+    for statistics in (obs_normalizer, reward_scaler):
+        if statistics is not None:
+            statistics.gather_rows = world.gather_rows
     if resumed:
         checkpoint.restore(state, resumed.payload)
-    logger = RunLogger(run_dir, args, cfg.num_updates * cfg.batch_size,
-                       show_progress=sys.stdout.isatty() and not args.no_progress, start_step=state.global_step)
-    checkpoints = Checkpoints(run_dir, args, script, cfg)
-    with StopSignals() as signals, cpu_threads(args.cpu_threads):
+        if world.size > 1:  # the checkpoint holds rank 0's generators: the others draw their own
+            seed_everything(args.seed + world.rank + state.global_step, args.deterministic_torch)
+    logger = RunLogger(run_dir, args, cfg.num_updates * cfg.steps_per_update,
+                       show_progress=sys.stdout.isatty() and not args.no_progress, start_step=state.global_step
+                       ) if world.is_main else None
+    shared = SharedLogger(logger, world) if world.size > 1 else logger
+    checkpoints = Checkpoints(run_dir, args, script, cfg) if world.is_main else None
+    with StopSignals(grace=5.0 if world.size > 1 else 0.0) as signals, cpu_threads(args.cpu_threads):
         try:
-            result = train(envs, state, cfg, device, logger, signals.requested, checkpoints.after_update)
+            result = train(envs, state, cfg, device, shared, signals.requested,
+                           checkpoints.after_update if checkpoints else None, world)
         except (NonFiniteError, EnvError) as error:
             close_quietly(envs)
-            logger.close(state.global_step, 0, 0.0)
-            if isinstance(error, NonFiniteError):
-                return report_non_finite(error, args.environment_id, checkpoint.checkpoints_in(run_dir))
-            return report_env_error(error, args, script, state, checkpoints.save(state))
+            shared.close(state.global_step, 0, 0.0)
+            world.close()
+            return report_fault(error, args, script, state, run_dir, checkpoints)
     envs.close()
-    return finish_run(result, state, cfg, logger, checkpoints, signals, args, script)
+    code = finish_run(result, state, cfg, shared, checkpoints, signals, args, script)
+    world.close()
+    return code
 
 
-def finish_run(result: TrainResult, state: TrainState, cfg: TrainConfig, logger: RunLogger,
-               checkpoints: Checkpoints, signals: StopSignals, args: argparse.Namespace, script: str) -> int:
-    """A stopped run's checkpoint and resume command, or a finished run's model.pt; the summary line."""
+def report_fault(error: NonFiniteError | EnvError, args: argparse.Namespace, script: str, state: TrainState,
+                 run_dir: Path, checkpoints: Checkpoints | None) -> int:
+    """What a fault gets: its report, and for an env's failure the checkpoint of the last completed update (rank
+    0 writes it; under torchrun the rank where it happened prints the env's traceback)."""
+    own = not isinstance(error.__cause__, OtherRankFailed)
+    if checkpoints is None:  # another rank than 0: only what happened here
+        if own and isinstance(error, EnvError):
+            traceback.print_exception(error.__cause__)
+        if own:
+            print(f"error: {error if isinstance(error, NonFiniteError) else error.__cause__!r} in "
+                  f"{args.environment_id} (this rank's envs)", file=sys.stderr, flush=True)
+        return EXIT_FAULT
+    if isinstance(error, NonFiniteError):
+        return report_non_finite(error, args.environment_id, checkpoint.checkpoints_in(run_dir))
+    return report_env_error(error, args, script, state, checkpoints.save(state))
+
+
+def finish_run(result: TrainResult, state: TrainState, cfg: TrainConfig, logger: RunLogger | SharedLogger,
+               checkpoints: Checkpoints | None, signals: StopSignals, args: argparse.Namespace, script: str) -> int:
+    """A stopped run's checkpoint and resume command, or a finished run's model.pt; the summary line. (Ranks
+    other than 0, without ``checkpoints``, only end.)"""
+    if checkpoints is None:
+        logger.close(result.global_step, result.steps, result.seconds)
+        return EXIT_INTERRUPTED if result.interrupted else 0
     if result.interrupted:
         saved = checkpoints.save(state)
         print(logger.close(result.global_step, result.steps, result.seconds))

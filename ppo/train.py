@@ -17,7 +17,8 @@ from gymnasium.vector import VectorEnv
 from networks.actor_critic import ActorCritic
 from ppo.buffer import RolloutBuffer
 from ppo.config import TrainConfig
-from ppo.faults import EnvError, check_rollout, check_update
+from ppo.distributed import ONE_PROCESS, SharedLogger, World
+from ppo.faults import EnvError, check_update, rollout_fault
 from ppo.rollout import LearnerEnvs, collect_rollout, rollout_policy
 from ppo.state import TrainState
 from ppo.tracking import PhaseTimers, RunLogger
@@ -52,23 +53,26 @@ def learning_rate_at(cfg: TrainConfig, update: int) -> float:
     return rate * (1 - (update - start) / (cfg.num_updates - start))
 
 
-def train(envs: VectorEnv, state: TrainState, cfg: TrainConfig, device: torch.device, logger: RunLogger,
-          stop_requested: Callable[[], bool] = lambda: False,
-          after_update: Callable[[TrainState], None] | None = None) -> TrainResult:
+def train(envs: VectorEnv, state: TrainState, cfg: TrainConfig, device: torch.device,
+          logger: RunLogger | SharedLogger, stop_requested: Callable[[], bool] = lambda: False,
+          after_update: Callable[[TrainState], None] | None = None, world: World = ONE_PROCESS) -> TrainResult:
     """Trains ``state`` from its update index to cfg.num_updates.
 
-    ``stop_requested`` is asked after every env step and every update; when it says yes, the rollout in progress
-    is dropped, ``state`` is left as it was after the last completed update, and the result says interrupted.
-    ``after_update`` is called with the state after each update (checkpoints). A non-finite reward,
-    observation, loss or gradient raises NonFiniteError (ppo/faults.py) before it is used or checkpointed; an env
-    that raises, EnvError, with ``state`` rolled back to the last completed update."""
+    ``stop_requested`` is asked after every env step and every update (under torchrun, once per update by all
+    ranks together); when it says yes, the rollout in progress is dropped, ``state`` is left as it was after the
+    last completed update, and the result says interrupted. ``after_update`` is called with the state after each
+    update (checkpoints). A non-finite reward, observation, loss or gradient raises NonFiniteError
+    (ppo/faults.py) before it is used or checkpointed; an env that raises, EnvError; either with ``state`` rolled
+    back to the last completed update."""
     agent, optimizer = state.agent, state.optimizer
     buffer = make_buffer(envs, agent, cfg, device)
     learner_envs = LearnerEnvs(envs, state.obs_normalizer, device, agent.head)
     policy = rollout_policy(agent, device, cfg.bf16)
     timers = PhaseTimers()
-    # A resumed run starts fresh episodes from seeds it has not used before.
-    learner_envs.reset(seed=cfg.seed + state.global_step)
+    # A resumed run starts fresh episodes from seeds it has not used before; no two ranks share a seed.
+    learner_envs.reset(seed=cfg.seed + state.global_step + world.rank * cfg.num_envs)
+    # One process stops at its next env step; ranks under torchrun together, once per update (World.outcome).
+    stop_alone = stop_requested if world.size == 1 else (lambda: False)
     start_step, start = state.global_step, time.perf_counter()
 
     def result(interrupted: bool = False) -> TrainResult:
@@ -76,29 +80,33 @@ def train(envs: VectorEnv, state: TrainState, cfg: TrainConfig, device: torch.de
                            logger.mean_recent_return, timers.seconds(), interrupted)
 
     for update in range(state.update, cfg.num_updates):
-        if stop_requested():
+        if stop_alone():
             return result(interrupted=True)
         saved = state.rollout_start()
         learning_rate = optimizer.param_groups[0]["lr"] = learning_rate_at(cfg, update)
+        error: Exception | None = None
         with torch.no_grad(), mixed_precision(device, cfg.bf16):
             try:
                 complete = collect_rollout(learner_envs, policy, buffer, logger, timers, state.global_step,
-                                           stop_requested)
-            except EnvError:
-                state.roll_back(saved)  # as for a stop: the state after the last completed update, to be saved
-                raise
-            if not complete:
-                state.roll_back(saved)
-                return result(interrupted=True)
-            with timers.inference:
-                next_value = agent.value(learner_envs.obs)
-        check_rollout(buffer, state.global_step)
+                                           stop_alone, cfg.world_size)
+            except EnvError as env_error:
+                complete, error = False, env_error
+            if complete:
+                with timers.inference:
+                    next_value = agent.value(learner_envs.obs)
+                error = rollout_fault(buffer, state.global_step, cfg.num_envs * cfg.world_size)
+        error, stop = world.outcome(error, complete, world.size > 1 and stop_requested())
+        if error is not None or stop:
+            state.roll_back(saved)  # as for a stop: the state after the last completed update, to be saved
+            if error is not None:
+                raise error
+            return result(interrupted=True)
         with timers.gae:
             batch = buffer.finish(next_value, cfg.gamma, cfg.gae_lambda, state.reward_scaler)
         with timers.update:
-            stats = update_policy(agent, optimizer, batch, cfg)
-        check_update(stats, state.global_step + cfg.batch_size)
-        state.update, state.global_step = update + 1, state.global_step + cfg.batch_size
+            stats = update_policy(agent, optimizer, batch, cfg, world)
+        check_update(stats, state.global_step + cfg.steps_per_update)
+        state.update, state.global_step = update + 1, state.global_step + cfg.steps_per_update
         sps = (state.global_step - start_step) / (time.perf_counter() - start)
         logger.update_finished(state.global_step, stats, learning_rate, sps)
         if after_update is not None:

@@ -12,6 +12,7 @@ from networks.actor_critic import ActorCritic
 from ppo.adam import Adam
 from ppo.buffer import Batch
 from ppo.config import TrainConfig
+from ppo.distributed import ONE_PROCESS, World
 from ppo.loss import LOSS_TERMS, ppo_loss, ratio_statistics
 
 
@@ -34,12 +35,13 @@ def explained_variance(predicted: torch.Tensor, target: torch.Tensor) -> float:
     return float(1 - (target - predicted).var() / target_var)
 
 
-def update_policy(agent: ActorCritic, optimizer: Adam, batch: Batch, cfg: TrainConfig
-                  ) -> dict[str, float]:
+def update_policy(agent: ActorCritic, optimizer: Adam, batch: Batch, cfg: TrainConfig,
+                  world: World = ONE_PROCESS) -> dict[str, float]:
     """``cfg.num_epochs`` passes over the batch, each a random partition into minibatches, one optimizer step per
-    minibatch. Returns the loss terms and the gradient norm (before clipping) averaged over the minibatch steps,
-    ratio_statistics over all their samples and the critic's explained variance; nothing for an empty batch
-    (every step of the rollout a reset step)."""
+    minibatch (under torchrun on the gradient averaged over the ranks, ppo/distributed.py). Returns the loss
+    terms and the gradient norm (before clipping) averaged over the minibatch steps, ratio_statistics over all
+    their samples and the critic's explained variance; nothing for an empty batch (every step of the rollout a
+    reset step)."""
     if len(batch) == 0:
         return {}
     terms, log_ratios, grad_norms = [], [], []
@@ -47,12 +49,14 @@ def update_policy(agent: ActorCritic, optimizer: Adam, batch: Batch, cfg: TrainC
         for minibatch in batch.minibatches(cfg.num_minibatches):
             with mixed_precision(batch.obs.device, cfg.bf16):
                 new_logprobs, entropy, new_values = agent.evaluate(minibatch.obs, minibatch.actions, minibatch.masks)
+            advantages = world.normalized_advantages(minibatch.advantages)
             loss, step_terms, log_ratio = ppo_loss(
-                new_logprobs, minibatch.logprobs, minibatch.advantages, new_values, minibatch.values,
-                minibatch.returns, entropy, cfg.clip_coef, cfg.vf_coef, cfg.ent_coef,
-                clip_value_loss=cfg.clip_value_loss)
+                new_logprobs, minibatch.logprobs, minibatch.advantages if advantages is None else advantages,
+                new_values, minibatch.values, minibatch.returns, entropy, cfg.clip_coef, cfg.vf_coef, cfg.ent_coef,
+                normalize_advantages=advantages is None, clip_value_loss=cfg.clip_value_loss)
             optimizer.zero_grad()
             loss.backward()
+            world.average_gradients(optimizer.flat.grad)
             grad_norms.append(nn.utils.clip_grad_norm_(optimizer.param_groups[0]["params"], cfg.max_grad_norm))
             optimizer.step()
             terms.append(step_terms)

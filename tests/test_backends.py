@@ -36,9 +36,9 @@ def test_next_step_reset_steps_are_left_out_of_the_update(tmp_path, monkeypatch)
     sizes = []
     real_update = ppo.train.update_policy
 
-    def spy(agent, optimizer, batch, cfg):
+    def spy(agent, optimizer, batch, cfg, world):
         sizes.append(len(batch.obs))
-        return real_update(agent, optimizer, batch, cfg)
+        return real_update(agent, optimizer, batch, cfg, world)
 
     monkeypatch.setattr(ppo.train, "update_policy", spy)
     log_dir = tmp_path / "runs"

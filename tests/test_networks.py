@@ -73,8 +73,12 @@ def test_mlp_continuous_has_state_independent_log_std():
     assert "head.log_std" in agent.state_dict()
 
 
-def test_mlp_computes_what_nn_sequential_computes_with_the_parameters_it_holds_now():
-    agent = MLPActorCritic(OBS, gym.spaces.Discrete(3))
+NETWORKS = [{}, {"hidden_sizes": (32, 16, 8), "activation": "relu", "ortho_init": False}]
+
+
+@pytest.mark.parametrize("options", NETWORKS)
+def test_mlp_computes_what_nn_sequential_computes_with_the_parameters_it_holds_now(options):
+    agent = MLPActorCritic(OBS, gym.spaces.Discrete(3), **options)
     # New parameter objects, not copies into the old ones: a forward that kept the old tensors would miss them.
     agent.load_state_dict({name: torch.randn_like(value) for name, value in agent.state_dict().items()}, assign=True)
     obs = torch.randn(8, 4)
@@ -94,11 +98,12 @@ def test_mlp_rollout_sample_runs_the_actor_alone_and_draws_as_act_does(action_sp
     assert torch.equal(sampled, acted)
 
 
-@pytest.mark.parametrize("n, obs_dtype", [(2, np.float32), (3, np.float64)])
-def test_numpy_sampler_draws_the_actions_of_sample(n, obs_dtype):
-    agent = MLPActorCritic(OBS, gym.spaces.Discrete(n))
+@pytest.mark.parametrize("n, obs_dtype, options", [(2, np.float32, NETWORKS[0]), (3, np.float64, NETWORKS[0]),
+                                                     (3, np.float32, NETWORKS[1])])
+def test_numpy_sampler_draws_the_actions_of_sample(n, obs_dtype, options):
+    agent = MLPActorCritic(OBS, gym.spaces.Discrete(n), **options)
     with torch.no_grad():  # logits far from uniform, so that the actions depend on the network
-        agent.actor[4].weight.mul_(300)
+        agent.actor[-1].weight.mul_(300)
     sample_numpy = numpy_sampler(agent)
 
     def both_samplers(seed):
@@ -147,3 +152,16 @@ def test_orthogonal_init_gains():
 def test_unsupported_action_space(space):
     with pytest.raises(ValueError):
         MLPActorCritic(OBS, space)
+
+
+def test_network_options_shape_the_mlp():
+    agent = MLPActorCritic(OBS, gym.spaces.Box(-1, 1, (3,), np.float32), hidden_sizes=(256, 128), activation="relu",
+                           ortho_init=False, initial_log_std=-2.0)
+    linears = [layer for layer in agent.actor if isinstance(layer, torch.nn.Linear)]
+    assert [(layer.in_features, layer.out_features) for layer in linears] == [(4, 256), (256, 128), (128, 3)]
+    assert isinstance(agent.critic[1], torch.nn.ReLU) and agent.critic[-1].out_features == 1
+    assert torch.equal(agent.head.log_std.data, torch.full((3,), -2.0))
+    assert all((layer.bias != 0).any() for layer in linears)  # torch's default init, not zero biases
+    default = MLPActorCritic(OBS, gym.spaces.Discrete(2))
+    assert [name for name, _ in default.state_dict().items()][:4] == [
+        "critic.0.weight", "critic.0.bias", "critic.2.weight", "critic.2.bias"]  # checkpoints of older runs load

@@ -30,9 +30,9 @@ def test_stored_log_probs_and_values_belong_to_the_stored_steps(entry, env_id, b
     seen = []
     update_policy = ppo.train.update_policy
 
-    def spy(agent, optimizer, batch, cfg):
+    def spy(agent, optimizer, batch, cfg, world):
         seen.append((copy.deepcopy(agent), copy.deepcopy(batch)))  # before the update changes the parameters
-        return update_policy(agent, optimizer, batch, cfg)
+        return update_policy(agent, optimizer, batch, cfg, world)
 
     monkeypatch.setattr(ppo.train, "update_policy", spy)
     assert entry(["--environment-id", env_id, *FLAGS, "--log-dir", str(tmp_path / "runs")]) == 0
@@ -70,9 +70,9 @@ def test_frames_stored_channels_last_train_the_same_weights(tmp_path, monkeypatc
     batches = []
     update_policy = ppo.train.update_policy
 
-    def spy(agent, optimizer, batch, cfg):
+    def spy(agent, optimizer, batch, cfg, world):
         batches.append((len(batch.obs), batch.obs.is_contiguous()))
-        return update_policy(agent, optimizer, batch, cfg)
+        return update_policy(agent, optimizer, batch, cfg, world)
 
     monkeypatch.setattr(ppo.train, "update_policy", spy)
     flags = ["--environment-id", "ALE/Breakout-v5", "--num-envs", "2", "--num-steps-collected", "64",

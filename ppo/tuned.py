@@ -1,0 +1,86 @@
+"""``main.py --tuned``: hyperparameters known to work, one row per env, each with its source.
+
+A row gives new defaults: flags given on the command line still win. Sources are rl-baselines3-zoo's
+``hyperparams/ppo.yml`` (DLR-RM/rl-baselines3-zoo, the tuned Stable-Baselines3 settings behind its published
+scores) and CleanRL's ``ppo_continuous_action.py`` defaults. Translated into this trainer's flags:
+``batch_size`` (SB3's minibatch size) becomes --num-mini-batches = n_envs × n_steps / batch_size; ``normalize``
+(VecNormalize: observations and rewards) becomes the normalization flags; a constant learning rate is
+--no-anneal-lr (``lin_`` rates are annealed, as here by default); SB3's default 64-64 tanh network, orthogonal
+initialization and log-std 0 are this trainer's defaults. What cannot be translated is left out and said in the
+row's source: gSDE (``use_sde``) and annealed clip ranges (``lin_0.2``: the clip range here is constant).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from ppo.cli import UsageError
+
+ZOO = "rl-baselines3-zoo hyperparams/ppo.yml"
+
+
+@dataclass(frozen=True)
+class Row:
+    source: str
+    flags: dict[str, Any]  # argparse destinations -> values
+
+
+# Shared by the zoo's MuJoCo rows that change the network.
+ZOO_MUJOCO_NETWORK = dict(hidden_sizes=[256, 256], activation="relu", ortho_init=False, initial_log_std=-2.0)
+# SB3's PPO defaults, which CleanRL's ppo_continuous_action.py shares, for one env: 2048 steps, minibatches of 64.
+SB3_DEFAULTS = dict(num_envs=1, num_steps_collected=2048, num_mini_batches=32, num_epochs=10, learning_rate=3e-4,
+                    gae_gamma=0.99, gae_lambda=0.95, clip_coeff=0.2, ent_loss_coeff=0.0, value_loss_coeff=0.5,
+                    max_gradient=0.5)
+
+TUNED: dict[str, Row] = {
+    "CartPole-v1": Row(f"{ZOO} CartPole-v1 (clip range lin_0.2 kept constant)", dict(
+        num_envs=8, num_steps_collected=32, num_mini_batches=1, num_epochs=20, learning_rate=1e-3,
+        gae_gamma=0.98, gae_lambda=0.8, ent_loss_coeff=0.0, total_timesteps=100_000)),
+    "Acrobot-v1": Row(f"{ZOO} Acrobot-v1 (normalize: observations too)", dict(
+        num_envs=16, num_steps_collected=256, num_mini_batches=64, num_epochs=4, learning_rate=3e-4,
+        anneal_lr=False, gae_gamma=0.99, gae_lambda=0.94, ent_loss_coeff=0.0, normalize_any_observation=True,
+        total_timesteps=500_000)),
+    "MountainCar-v0": Row(f"{ZOO} MountainCar-v0 (normalize: observations too)", dict(
+        num_envs=16, num_steps_collected=16, num_mini_batches=4, num_epochs=4, learning_rate=3e-4,
+        anneal_lr=False, gae_gamma=0.99, gae_lambda=0.98, ent_loss_coeff=0.0, normalize_any_observation=True,
+        total_timesteps=1_000_000)),
+    "Pendulum-v1": Row(f"{ZOO} Pendulum-v1 without gSDE (use_sde), which this trainer does not have", dict(
+        num_envs=4, num_steps_collected=1024, num_mini_batches=64, num_epochs=10, learning_rate=1e-3,
+        anneal_lr=False, gae_gamma=0.9, gae_lambda=0.95, ent_loss_coeff=0.0, normalize_observation=False,
+        normalize_reward=False, total_timesteps=200_000)),
+    "LunarLander-v3": Row(f"{ZOO} LunarLander-v2", dict(
+        num_envs=16, num_steps_collected=1024, num_mini_batches=256, num_epochs=4, learning_rate=3e-4,
+        anneal_lr=False, gae_gamma=0.999, gae_lambda=0.98, ent_loss_coeff=0.01, normalize_observation=False,
+        normalize_reward=False, total_timesteps=1_000_000)),
+    "LunarLanderContinuous-v3": Row(f"{ZOO} LunarLanderContinuous-v2", dict(
+        num_envs=16, num_steps_collected=1024, num_mini_batches=256, num_epochs=4, learning_rate=3e-4,
+        anneal_lr=False, gae_gamma=0.999, gae_lambda=0.98, ent_loss_coeff=0.01, normalize_observation=False,
+        normalize_reward=False, total_timesteps=1_000_000)),
+    "HalfCheetah-v5": Row(f"{ZOO} HalfCheetah-v3", dict(
+        num_envs=1, num_steps_collected=512, num_mini_batches=8, num_epochs=20, learning_rate=2.0633e-05,
+        anneal_lr=False, gae_gamma=0.98, gae_lambda=0.92, clip_coeff=0.1, ent_loss_coeff=0.000401762,
+        value_loss_coeff=0.58096, max_gradient=0.8, total_timesteps=1_000_000, **ZOO_MUJOCO_NETWORK)),
+    "Hopper-v5": Row(f"{ZOO} Hopper-v3", dict(
+        num_envs=1, num_steps_collected=512, num_mini_batches=16, num_epochs=5, learning_rate=9.80828e-05,
+        anneal_lr=False, gae_gamma=0.999, gae_lambda=0.99, clip_coeff=0.2, ent_loss_coeff=0.00229519,
+        value_loss_coeff=0.835671, max_gradient=0.7, total_timesteps=1_000_000, **ZOO_MUJOCO_NETWORK)),
+    "Walker2d-v5": Row(f"{ZOO} Walker2d-v3", dict(
+        num_envs=1, num_steps_collected=512, num_mini_batches=16, num_epochs=20, learning_rate=5.05041e-05,
+        anneal_lr=False, gae_gamma=0.99, gae_lambda=0.95, clip_coeff=0.1, ent_loss_coeff=0.000585045,
+        value_loss_coeff=0.871923, max_gradient=1.0, total_timesteps=1_000_000)),
+    "Ant-v5": Row(f"{ZOO} Ant-v3 (SB3's defaults, normalize)", dict(
+        **SB3_DEFAULTS, anneal_lr=False, total_timesteps=1_000_000)),
+    "Humanoid-v5": Row(f"{ZOO} Humanoid-v3", dict(
+        num_envs=1, num_steps_collected=512, num_mini_batches=2, num_epochs=5, learning_rate=3.56987e-05,
+        anneal_lr=False, gae_gamma=0.95, gae_lambda=0.9, clip_coeff=0.3, ent_loss_coeff=0.00238306,
+        value_loss_coeff=0.431892, max_gradient=2.0, total_timesteps=10_000_000, **ZOO_MUJOCO_NETWORK)),
+}
+
+
+def tuned_flags(env_id: str) -> dict[str, Any]:
+    """The row's flags for ``env_id``, or a UsageError listing the envs that have a row."""
+    if env_id not in TUNED:
+        raise UsageError(f"argument --tuned: no tuned settings for {env_id!r}; there are rows for "
+                         f"{', '.join(TUNED)} (ppo/tuned.py)")
+    return dict(TUNED[env_id].flags)

@@ -1,0 +1,81 @@
+"""main.py --tuned (ppo/tuned.py), the network flags a row needs, and MuJoCo envs."""
+
+import gymnasium as gym
+import pytest
+import torch
+from conftest import only_run_dir
+
+import main
+from ppo import evaluate
+from ppo.config import CLASSIC, add_env_kwargs_flag, add_network_flags, add_normalization_flags, build_parser
+from ppo.runner import parse_arguments
+from ppo.tuned import TUNED
+
+
+def parse(argv):
+    parser = build_parser(CLASSIC)
+    add_env_kwargs_flag(parser)
+    add_normalization_flags(parser)
+    add_network_flags(parser)
+    return parse_arguments(parser, argv, "main")[0]
+
+
+def test_tuned_gives_the_rows_values_and_the_command_line_wins():
+    args = parse(["--tuned", "--environment-id", "HalfCheetah-v5", "--num-epochs", "3"])
+    assert args.num_epochs == 3  # given: kept
+    assert (args.num_steps_collected, args.num_mini_batches, args.learning_rate, args.gae_gamma) == \
+        (512, 8, 2.0633e-05, 0.98)
+    assert (args.hidden_sizes, args.activation, args.ortho_init, args.initial_log_std) == \
+        ([256, 256], "relu", False, -2.0)
+    assert args.total_timesteps == 1_000_000 and not args.anneal_lr
+    plain = parse(["--environment-id", "HalfCheetah-v5"])
+    assert (plain.num_epochs, plain.hidden_sizes, plain.total_timesteps) == (4, [64, 64], 25000)  # the originals
+
+
+def test_every_row_is_a_valid_command_line():
+    parser_dests = vars(parse([]))
+    for env_id, row in TUNED.items():
+        assert set(row.flags) <= set(parser_dests), env_id
+        args = parse(["--tuned", "--environment-id", env_id])
+        assert (args.num_envs * args.num_steps_collected) % args.num_mini_batches == 0, env_id
+        assert "rl-baselines3-zoo" in row.source
+
+
+def test_tuned_for_an_env_without_a_row_is_one_line_listing_the_rows(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main.main(["--tuned", "--environment-id", "MountainCarContinuous-v0"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "no tuned settings for 'MountainCarContinuous-v0'" in err[0]
+    assert all(env_id in err[0] for env_id in TUNED)
+
+
+def test_network_flags_are_saved_and_evaluation_rebuilds_the_network(tmp_path, capsys):
+    log_dir = tmp_path / "runs"
+    assert main.main(["--environment-id", "Pendulum-v1", "--total-timesteps", "512", "--hidden-sizes", "32", "16",
+                      "--activation", "relu", "--no-ortho-init", "--initial-log-std", "-1", "--log-dir",
+                      str(log_dir), "--no-progress"]) == 0
+    run_dir = only_run_dir(log_dir)
+    saved = torch.load(run_dir / "model.pt", weights_only=True)
+    assert saved["args"]["hidden_sizes"] == [32, 16] and saved["model"]["actor.0.weight"].shape == (32, 3)
+    assert saved["model"]["head.log_std"].shape == (1,)
+    assert evaluate.main([str(run_dir), "--episodes", "1", "--no-progress"]) == 0
+    assert "1 episodes of Pendulum-v1" in capsys.readouterr().out
+
+
+def test_normalize_observation_for_discrete_actions(tmp_path):
+    log_dir = tmp_path / "runs"
+    assert main.main(["--total-timesteps", "512", "--normalize-observation", "--log-dir", str(log_dir),
+                      "--no-progress"]) == 0
+    assert torch.load(only_run_dir(log_dir) / "model.pt", weights_only=True)["obs_rms"] is not None
+
+
+@pytest.mark.parametrize("env_id", ["HalfCheetah-v5", "Hopper-v5", "Walker2d-v5", "Ant-v5", "Humanoid-v5"])
+def test_mujoco_envs_train(tmp_path, env_id):
+    """gymnasium[mujoco] is in requirements.txt: each MuJoCo env trains (a few updates, tuned network)."""
+    log_dir = tmp_path / "runs"
+    assert main.main(["--tuned", "--environment-id", env_id, "--total-timesteps", "512", "--num-envs", "1",
+                      "--num-steps-collected", "256", "--num-mini-batches", "4", "--num-epochs", "1",
+                      "--log-dir", str(log_dir), "--no-progress"]) == 0
+    saved = torch.load(only_run_dir(log_dir) / "model.pt", weights_only=True)
+    assert saved["model"]["head.log_std"].shape == gym.spec(env_id).make().action_space.shape
