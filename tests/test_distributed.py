@@ -50,6 +50,9 @@ def test_two_ranks_train_one_policy_and_rank_0_alone_writes(tmp_path):
     assert len(scalars["charts/episodic_return"]) == ranks[0]["episodes"] + ranks[1]["episodes"]
     assert scalars["charts/SPS"][-1][0] == 4096  # the global step counts both ranks
     assert out.count("4,096 steps in") == 1  # one summary line, rank 0's
+    saved = torch.load(run_dir / "model.pt", weights_only=True)
+    assert saved["world_size"] == 2
+    assert round(saved["reward_rms"]["count"]) == 4096  # reward statistics from both ranks' returns
 
 
 def gradient(rank: int, world_size: int, port: int, out_dir: str) -> None:
