@@ -8,7 +8,10 @@ Each run is `main.py` (or --script main_atari.py) with its defaults (the origina
 env, the step count and the seed; the score of a run is the mean return of its last 20 episodes, as printed in
 the script's summary line (for Atari: whole games, unclipped).
 With --sb3, Stable-Baselines3's PPO is trained in the same invocation with the same hyperparameters
-(requirements-bench.txt) and the ratio of the two means is printed.
+(requirements-bench.txt; for main_atari.py on SB3's own Atari wrappers) and the ratio of the two means is printed:
+
+    python bench/learning.py --script main_atari.py --envs BreakoutNoFrameskip-v4 --total-timesteps 500000 \
+        --seeds 1 2 3 --sb3
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
 SUMMARY = re.compile(r"mean return of the last \d+ episodes: (\S+);")
 
 
@@ -57,6 +61,28 @@ def run_sb3(env_id: str, steps: int, seed: int) -> float:
     return float(np.mean(returns))
 
 
+def run_sb3_atari(env_id: str, steps: int, seed: int) -> float:
+    """SB3 PPO with main_atari.py's default hyperparameters on SB3's own Atari preprocessing (AtariWrapper: no-ops,
+    frame skip 4 with max-pool, episodic life, FIRE on reset, clipped rewards, 84x84 gray; 4 frames stacked).
+    Its Monitor sits under the wrappers: the returns are whole games' unclipped scores, as ours."""
+    from stable_baselines3 import PPO
+    from stable_baselines3.common.env_util import make_atari_env
+    from stable_baselines3.common.vec_env import VecFrameStack
+
+    from wrappers.vector import register_atari
+
+    register_atari()
+    env_kwargs = {"frameskip": 1} if env_id.startswith("ALE/") else None  # v5 ids skip frames themselves
+    envs = VecFrameStack(make_atari_env(env_id, n_envs=8, seed=seed, env_kwargs=env_kwargs), n_stack=4)
+    lr0 = 2.5e-4
+    model = PPO("CnnPolicy", envs, learning_rate=lambda remaining: lr0 * remaining, n_steps=128, batch_size=256,
+                n_epochs=4, gamma=0.99, gae_lambda=0.95, clip_range=0.1, clip_range_vf=0.1, ent_coef=0.01,
+                vf_coef=0.5, max_grad_norm=0.5, seed=seed, device="cpu")
+    model.learn(total_timesteps=steps)
+    returns = [info["r"] for info in model.ep_info_buffer][-20:]
+    return float(np.mean(returns))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--script", choices=("main.py", "main_atari.py"), default="main.py")
@@ -66,8 +92,7 @@ def main() -> None:
     parser.add_argument("--sb3", action="store_true", help="also train Stable-Baselines3 PPO and print the ratio")
     parser.add_argument("extra", nargs="*", help="extra flags for the script, after --")
     args = parser.parse_args()
-    if args.sb3 and args.script != "main.py":
-        parser.error("--sb3 compares main.py runs only")
+    sb3 = run_sb3 if args.script == "main.py" else run_sb3_atari
 
     print(f"| env | steps | this project (seeds {args.seeds[0]}–{args.seeds[-1]}) |"
           + (" Stable-Baselines3 | ratio |" if args.sb3 else ""))
@@ -75,7 +100,7 @@ def main() -> None:
         ours = [run_ours(args.script, env_id, args.total_timesteps, seed, args.extra) for seed in args.seeds]
         row = f"| {env_id} | {args.total_timesteps:,} | {np.mean(ours):.1f} ± {np.std(ours):.1f} |"
         if args.sb3:
-            theirs = [run_sb3(env_id, args.total_timesteps, seed) for seed in args.seeds]
+            theirs = [sb3(env_id, args.total_timesteps, seed) for seed in args.seeds]
             row += f" {np.mean(theirs):.1f} ± {np.std(theirs):.1f} | {np.mean(ours) / np.mean(theirs):.2f} |"
         print(row + f"   per seed: {[round(x, 1) for x in ours]}", flush=True)
 
