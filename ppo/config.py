@@ -189,6 +189,8 @@ def add_extra_flags(parser: TrainingParser, script: ScriptFlags) -> None:
                      "(default: False)")
     parser.flag(extra, "--no-anneal-lr", dest="anneal_lr", action="store_false", resume=KEPT,
                 help="keep the learning rate constant instead of annealing it linearly to 0 (default: False)")
+    parser.flag(extra, "--anneal-clip", action="store_true", resume=KEPT,
+                help="anneal --clip-coeff linearly to 0 over the run, as the learning rate is (default: False)")
     parser.flag(extra, "--no-clip-value-loss", dest="clip_value_loss", action="store_false", resume=KEPT,
                 help="plain squared-error value loss instead of the clipped one (default: False)")
 
@@ -330,6 +332,7 @@ class TrainConfig:
     max_grad_norm: float
     seed: int
     anneal_lr: bool = True
+    anneal_clip: bool = False  # the clip coefficient annealed linearly to 0 over the run
     clip_value_loss: bool = True
     bf16: bool = False  # forward passes under torch.autocast(bfloat16)
     # Where the learning-rate schedule starts: (update, learning rate). An extended run anneals from the rate it
@@ -373,6 +376,7 @@ class TrainConfig:
             max_grad_norm=args.max_gradient,
             seed=args.seed,
             anneal_lr=args.anneal_lr,
+            anneal_clip=getattr(args, "anneal_clip", False),  # runs saved before the flag: off
             clip_value_loss=args.clip_value_loss,
             bf16=getattr(args, "bf16", False),  # checkpoints written before the flag existed
             anneal_from=tuple(args.anneal_from) if getattr(args, "anneal_from", None) else None,

@@ -6,6 +6,7 @@ It knows nothing about Atari or classic control, nor about how an env resets or 
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -51,6 +52,12 @@ def learning_rate_at(cfg: TrainConfig, update: int) -> float:
         return cfg.learning_rate
     start, rate = cfg.anneal_from or (0, cfg.learning_rate)
     return rate * (1 - (update - start) / (cfg.num_updates - start))
+
+
+def clip_coef_at(cfg: TrainConfig, update: int) -> float:
+    """--clip-coeff, or with --anneal-clip annealed linearly from it at the first update towards 0 after the
+    last (Stable-Baselines3's ``lin_0.2`` clip range)."""
+    return cfg.clip_coef * (1 - update / cfg.num_updates) if cfg.anneal_clip else cfg.clip_coef
 
 
 def train(envs: VectorEnv, state: TrainState, cfg: TrainConfig, device: torch.device,
@@ -104,7 +111,8 @@ def train(envs: VectorEnv, state: TrainState, cfg: TrainConfig, device: torch.de
         with timers.gae:
             batch = buffer.finish(next_value, cfg.gamma, cfg.gae_lambda, state.reward_scaler)
         with timers.update:
-            stats = update_policy(agent, optimizer, batch, cfg, world)
+            step_cfg = dataclasses.replace(cfg, clip_coef=clip_coef_at(cfg, update)) if cfg.anneal_clip else cfg
+            stats = update_policy(agent, optimizer, batch, step_cfg, world)
         check_update(stats, state.global_step + cfg.steps_per_update)
         state.update, state.global_step = update + 1, state.global_step + cfg.steps_per_update
         sps = (state.global_step - start_step) / (time.perf_counter() - start)

@@ -5,9 +5,10 @@ A row gives new defaults: flags given on the command line still win. Sources are
 scores) and CleanRL's ``ppo_continuous_action.py`` defaults. Translated into this trainer's flags:
 ``batch_size`` (SB3's minibatch size) becomes --num-mini-batches = n_envs × n_steps / batch_size; ``normalize``
 (VecNormalize: observations and rewards) becomes the normalization flags; a constant learning rate is
---no-anneal-lr (``lin_`` rates are annealed, as here by default); SB3's default 64-64 tanh network, orthogonal
-initialization and log-std 0 are this trainer's defaults. What cannot be translated is left out and said in the
-row's source: gSDE (``use_sde``) and annealed clip ranges (``lin_0.2``: the clip range here is constant).
+--no-anneal-lr (``lin_`` rates are annealed, as here by default), an annealed clip range (``lin_0.2``)
+--anneal-clip; SB3 clips no value loss unless told to (``clip_range_vf``): --no-clip-value-loss in every row;
+SB3's default 64-64 tanh network, orthogonal initialization and log-std 0 are this trainer's defaults. What cannot
+be translated is left out and said in the row's source: gSDE (``use_sde``).
 """
 
 from __future__ import annotations
@@ -34,9 +35,9 @@ SB3_DEFAULTS = dict(num_envs=1, num_steps_collected=2048, num_mini_batches=32, n
                     max_gradient=0.5)
 
 TUNED: dict[str, Row] = {
-    "CartPole-v1": Row(f"{ZOO} CartPole-v1 (clip range lin_0.2 kept constant)", dict(
+    "CartPole-v1": Row(f"{ZOO} CartPole-v1", dict(
         num_envs=8, num_steps_collected=32, num_mini_batches=1, num_epochs=20, learning_rate=1e-3,
-        gae_gamma=0.98, gae_lambda=0.8, ent_loss_coeff=0.0, total_timesteps=100_000)),
+        gae_gamma=0.98, gae_lambda=0.8, ent_loss_coeff=0.0, anneal_clip=True, total_timesteps=100_000)),
     "Acrobot-v1": Row(f"{ZOO} Acrobot-v1 (normalize: observations too)", dict(
         num_envs=16, num_steps_collected=256, num_mini_batches=64, num_epochs=4, learning_rate=3e-4,
         anneal_lr=False, gae_gamma=0.99, gae_lambda=0.94, ent_loss_coeff=0.0, normalize_any_observation=True,
@@ -79,8 +80,9 @@ TUNED: dict[str, Row] = {
 
 
 def tuned_flags(env_id: str) -> dict[str, Any]:
-    """The row's flags for ``env_id``, or a UsageError listing the envs that have a row."""
+    """The row's flags for ``env_id`` (with SB3's plain value loss), or a UsageError listing the envs that have
+    a row."""
     if env_id not in TUNED:
         raise UsageError(f"argument --tuned: no tuned settings for {env_id!r}; there are rows for "
                          f"{', '.join(TUNED)} (ppo/tuned.py)")
-    return dict(TUNED[env_id].flags)
+    return {"clip_value_loss": False, **TUNED[env_id].flags}

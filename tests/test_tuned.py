@@ -79,3 +79,25 @@ def test_mujoco_envs_train(tmp_path, env_id):
                       "--log-dir", str(log_dir), "--no-progress"]) == 0
     saved = torch.load(only_run_dir(log_dir) / "model.pt", weights_only=True)
     assert saved["model"]["head.log_std"].shape == gym.spec(env_id).make().action_space.shape
+
+
+def test_anneal_clip_lowers_the_clip_coefficient_linearly_to_0(monkeypatch, tmp_path):
+    import ppo.train
+
+    seen, real_update = [], ppo.train.update_policy
+
+    def spy(agent, optimizer, batch, cfg, world):
+        seen.append(cfg.clip_coef)
+        return real_update(agent, optimizer, batch, cfg, world)
+
+    monkeypatch.setattr(ppo.train, "update_policy", spy)
+    assert main.main(["--total-timesteps", "2048", "--anneal-clip", "--log-dir", str(tmp_path), "--no-progress"]) == 0
+    assert seen == pytest.approx([0.2, 0.15, 0.1, 0.05])  # 4 updates of 512 steps
+    seen.clear()
+    assert main.main(["--total-timesteps", "1024", "--log-dir", str(tmp_path), "--no-progress"]) == 0
+    assert seen == [0.2, 0.2]
+
+
+def test_rows_use_stable_baselines3s_plain_value_loss():
+    assert parse(["--tuned"]).clip_value_loss is False and parse([]).clip_value_loss is True
+    assert parse(["--tuned"]).anneal_clip is True  # CartPole-v1's lin_0.2
