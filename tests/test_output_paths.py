@@ -50,3 +50,20 @@ def test_evaluate_video_dir_and_plot_output_that_cannot_be(tmp_path, capsys, mon
         err = capsys.readouterr().err
         assert len(err.strip().splitlines()) == 1 and f"error: argument {flag}" in err, err
         assert sorted(tmp_path.rglob("*")) == before
+
+
+def test_a_log_dir_that_cannot_be_written(tmp_path, capsys, monkeypatch):
+    """The tests run as root, who may write anywhere, so the permission check is told that ``locked`` is not
+    writable (os.access is what it asks)."""
+    import ppo.cli
+
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    real_access = ppo.cli.os.access
+    monkeypatch.setattr(ppo.cli.os, "access", lambda path, mode: str(path) != str(locked) and real_access(path, mode))
+    with pytest.raises(SystemExit) as exit_info:
+        main.main(["--total-timesteps", "256", "--log-dir", str(locked / "runs"), "--no-progress"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "argument --log-dir" in err and "not writable" in err, err
+    assert list(locked.iterdir()) == []
