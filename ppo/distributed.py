@@ -121,6 +121,9 @@ class ProcessGroup(World):
         return error, bool(stop) and error is None
 
     def close(self) -> None:
+        """Waits for every rank (so that none exits, and torchrun stops the others, while rank 0 still writes its
+        checkpoint or model.pt), then leaves the group."""
+        dist.barrier()
         dist.destroy_process_group()
 
 

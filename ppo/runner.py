@@ -270,8 +270,9 @@ def run_training(args: argparse.Namespace, script: str, make_envs: Callable[[str
         except (NonFiniteError, EnvError) as error:
             close_quietly(envs)
             shared.close(state.global_step, 0, 0.0)
+            code = report_fault(error, args, script, state, run_dir, checkpoints)
             world.close()
-            return report_fault(error, args, script, state, run_dir, checkpoints)
+            return code
     envs.close()
     code = finish_run(result, state, cfg, shared, checkpoints, signals, args, script)
     world.close()

@@ -141,3 +141,17 @@ def test_normalization_statistics_take_every_ranks_rows():
     shared(both[:3])  # this rank's half; the other half comes from the other rank
     np.testing.assert_array_equal(alone.rms.mean, shared.rms.mean)
     np.testing.assert_array_equal(alone.rms.var, shared.rms.var)
+
+
+def test_an_env_that_raises_on_one_rank_stops_both_and_rank_0_saves(tmp_path):
+    log_dir = tmp_path / "runs"
+    run = torchrun("main.py", "--environment-id", "tests.crashing_env:CrashingOnRank1-v0", *SMALL,
+                   "--total-timesteps", "4096", "--log-dir", str(log_dir))
+    out, err = run.communicate(timeout=300)
+    assert run.returncode != 0
+    assert "RuntimeError: rank 1's env broke" in err  # rank 1's own traceback
+    # 2 ranks x 2 envs x 128 steps an update: the env raises in the second rollout; update 1 is saved.
+    assert "checkpoint of the last completed update (step 512)" in err, err
+    assert "resume with: torchrun --nproc_per_node 2 main.py --resume" in err
+    saved = torch.load(only_run_dir(log_dir) / "checkpoints" / "step_000000000512.pt", weights_only=True)
+    assert saved["update"] == 1 and saved["world_size"] == 2

@@ -1,0 +1,27 @@
+"""An env for test_distributed.py: it raises in its 150th step, on rank 1 of a torchrun run only."""
+
+import os
+
+import gymnasium as gym
+import numpy as np
+
+
+class CrashingOnRank1(gym.Env):
+    observation_space = gym.spaces.Box(-1, 1, (2,), np.float32)
+    action_space = gym.spaces.Discrete(2)
+
+    def __init__(self, render_mode=None):
+        self.steps = 0
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        return np.zeros(2, np.float32), {}
+
+    def step(self, action):
+        self.steps += 1
+        if self.steps == 150 and os.environ.get("RANK") == "1":
+            raise RuntimeError("rank 1's env broke")
+        return np.zeros(2, np.float32), 1.0, False, self.steps % 20 == 0, {}
+
+
+gym.register("CrashingOnRank1-v0", entry_point=CrashingOnRank1)
