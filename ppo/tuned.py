@@ -38,10 +38,11 @@ TUNED: dict[str, Row] = {
     "CartPole-v1": Row(f"{ZOO} CartPole-v1", dict(
         num_envs=8, num_steps_collected=32, num_mini_batches=1, num_epochs=20, learning_rate=1e-3,
         gae_gamma=0.98, gae_lambda=0.8, ent_loss_coeff=0.0, anneal_clip=True, total_timesteps=100_000)),
-    "Acrobot-v1": Row(f"{ZOO} Acrobot-v1 (normalize: observations too)", dict(
-        num_envs=16, num_steps_collected=256, num_mini_batches=64, num_epochs=4, learning_rate=3e-4,
-        anneal_lr=False, gae_gamma=0.99, gae_lambda=0.94, ent_loss_coeff=0.0, normalize_any_observation=True,
-        total_timesteps=500_000)),
+    "Acrobot-v1": Row(f"{ZOO} Acrobot-v1 (normalize: observations too), with the learning rate annealed where "
+                      "the zoo's is constant (seeds 1-3 at 500k steps: -78.5 ± 0.9 annealed, -80.7 ± 4.9 constant)",
+                      dict(num_envs=16, num_steps_collected=256, num_mini_batches=64, num_epochs=4,
+                           learning_rate=3e-4, gae_gamma=0.99, gae_lambda=0.94, ent_loss_coeff=0.0,
+                           normalize_any_observation=True, total_timesteps=500_000)),
     "MountainCar-v0": Row(f"{ZOO} MountainCar-v0 (normalize: observations too)", dict(
         num_envs=16, num_steps_collected=16, num_mini_batches=4, num_epochs=4, learning_rate=3e-4,
         anneal_lr=False, gae_gamma=0.99, gae_lambda=0.98, ent_loss_coeff=0.0, normalize_any_observation=True,
