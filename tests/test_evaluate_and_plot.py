@@ -87,15 +87,20 @@ def test_atari_evaluation_plays_whole_games_with_the_real_score():
 
     env = make_atari_env("ALE/Breakout-v5", evaluation=True)
     env.reset(seed=0)
-    rewards, lives = [], 0
-    while True:
-        _, reward, terminated, truncated, info = env.step(env.action_space.sample())
-        rewards.append(reward)
-        if "episode" in info:
+    env.action_space.seed(0)
+    for _game in range(10):  # random play: whole games until one scores
+        rewards, lives = [], 0
+        while True:
+            _, reward, terminated, truncated, info = env.step(env.action_space.sample())
+            rewards.append(reward)
+            if "episode" in info:
+                break
+            if terminated:  # a lost life: ppo.evaluate resets, which starts the next one as in training
+                lives += 1
+                env.reset()
+        env.reset()
+        if info["episode"]["r"] > 0:
             break
-        if terminated:  # a lost life: ppo.evaluate resets, which starts the next one as in training
-            lives += 1
-            env.reset()
     assert lives == 4 and sum(rewards) == info["episode"]["r"] > 0  # the unclipped score of all lives
 
 
