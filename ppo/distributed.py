@@ -59,9 +59,11 @@ class World:
     def share_weights(self, module: nn.Module) -> None:
         """Every rank gets rank 0's parameters."""
 
-    def outcome(self, error: Exception | None, complete: bool, stop_requested: bool) -> tuple[Exception | None, bool]:
-        """How the rollout ended on every rank: the error to raise (an env's failure or a non-finite value, here
-        or on another rank) and whether to stop. One process stops where its rollout was cut short by a stop."""
+    def outcome(self, error: Exception | None, complete: bool, stop_requested: bool, global_step: int
+                ) -> tuple[Exception | None, bool]:
+        """How the rollout after ``global_step`` ended on every rank: the error to raise (an env's failure or a
+        non-finite value, here or on another rank) and whether to stop. One process stops where its rollout was
+        cut short by a stop."""
         return error, error is None and not complete
 
     def close(self) -> None:
@@ -108,7 +110,8 @@ class ProcessGroup(World):
             for tensor in module.state_dict().values():
                 dist.broadcast(tensor, src=0)
 
-    def outcome(self, error: Exception | None, complete: bool, stop_requested: bool) -> tuple[Exception | None, bool]:
+    def outcome(self, error: Exception | None, complete: bool, stop_requested: bool, global_step: int
+                ) -> tuple[Exception | None, bool]:
         flags = torch.tensor([isinstance(error, EnvError), isinstance(error, NonFiniteError), stop_requested],
                              dtype=torch.int32, device=self.device)
         dist.all_reduce(flags, op=dist.ReduceOp.MAX)
@@ -117,7 +120,9 @@ class ProcessGroup(World):
             error = EnvError()
             error.__cause__ = OtherRankFailed("an env of another rank raised (its traceback is above)")
         elif error is None and non_finite:
-            error = NonFiniteError("a non-finite value on another rank (its message is above)")
+            error = NonFiniteError("value on another rank (its message is above) in the rollout that began",
+                                   global_step)
+            error.__cause__ = OtherRankFailed()
         return error, bool(stop) and error is None
 
     def close(self) -> None:
@@ -145,7 +150,6 @@ class SharedLogger:
     def __init__(self, logger: RunLogger | None, world: World) -> None:
         self.logger, self.world = logger, world
         self.pending: list[tuple[int, list[float], list[int]]] = []
-        self.recent: list[float] = []  # this rank's returns (ranks other than 0 summarize nothing)
 
     def episodes_finished(self, global_step: int, returns: np.ndarray, lengths: np.ndarray) -> None:
         self.pending.append((global_step, returns.tolist(), lengths.tolist()))

@@ -102,7 +102,7 @@ def train(envs: VectorEnv, state: TrainState, cfg: TrainConfig, device: torch.de
                 with timers.inference:
                     next_value = agent.value(learner_envs.obs)
                 error = rollout_fault(buffer, state.global_step, cfg.num_envs * cfg.world_size)
-        error, stop = world.outcome(error, complete, world.size > 1 and stop_requested())
+        error, stop = world.outcome(error, complete, world.size > 1 and stop_requested(), state.global_step)
         if error is not None or stop:
             state.roll_back(saved)  # as for a stop: the state after the last completed update, to be saved
             if error is not None:

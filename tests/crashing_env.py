@@ -1,4 +1,5 @@
-"""An env for test_distributed.py: it raises in its 150th step, on rank 1 of a torchrun run only."""
+"""Envs for test_distributed.py: one raises, one returns a NaN reward, in its 150th step, on rank 1 of a torchrun
+run only."""
 
 import os
 
@@ -25,3 +26,15 @@ class CrashingOnRank1(gym.Env):
 
 
 gym.register("CrashingOnRank1-v0", entry_point=CrashingOnRank1)
+
+
+class NonFiniteOnRank1(CrashingOnRank1):
+    """A NaN reward in the 150th step, on rank 1 only."""
+
+    def step(self, action):
+        self.steps += 1
+        reward = float("nan") if self.steps == 150 and os.environ.get("RANK") == "1" else 1.0
+        return np.zeros(2, np.float32), reward, False, self.steps % 20 == 0, {}
+
+
+gym.register("NonFiniteOnRank1-v0", entry_point=NonFiniteOnRank1)

@@ -155,3 +155,19 @@ def test_an_env_that_raises_on_one_rank_stops_both_and_rank_0_saves(tmp_path):
     assert "resume with: torchrun --nproc_per_node 2 main.py --resume" in err
     saved = torch.load(only_run_dir(log_dir) / "checkpoints" / "step_000000000512.pt", weights_only=True)
     assert saved["update"] == 1 and saved["world_size"] == 2
+
+
+def test_a_non_finite_value_on_one_rank_stops_both_and_nothing_is_written_after_it(tmp_path):
+    log_dir = tmp_path / "runs"
+    run = torchrun("main.py", "--environment-id", "tests.crashing_env:NonFiniteOnRank1-v0", *SMALL,
+                   "--total-timesteps", "4096", "--save-every", "1", "--log-dir", str(log_dir))
+    out, err = run.communicate(timeout=300)
+    assert run.returncode != 0
+    # 2 ranks x 2 envs x 128 steps an update: the NaN comes in the second rollout, on rank 1.
+    assert "non-finite reward at step" in err  # rank 1's own line
+    assert "error: non-finite value on another rank (its message is above) in the rollout that began at step 512" \
+        in err, err
+    assert "the last good checkpoint is" in err and "step_000000000512.pt" in err
+    checkpoints = sorted((only_run_dir(log_dir) / "checkpoints").glob("step_*.pt"))
+    assert [path.name for path in checkpoints] == ["step_000000000512.pt"]
+    assert not (only_run_dir(log_dir) / "model.pt").exists()
