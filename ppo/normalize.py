@@ -117,11 +117,12 @@ class RewardScaler:
             columns.append(column)
             ends.append(total)
         self.returns = np.array(ends, np.float64)
-        returns = np.ascontiguousarray(np.array(columns, np.float64).T)  # [env, step] -> [step, env]
-        if self.gather_rows is not same:  # every rank's envs as more columns: [env of all ranks, step] -> [step, env]
-            returns = np.ascontiguousarray(self.gather_rows(np.array(columns, np.float64)).T)
+        by_env = np.array(columns, np.float64)  # [env, step]
+        if self.gather_rows is not same:  # every rank's envs as more rows: [env of all ranks, step]
+            by_env = self.gather_rows(by_env)
             counted = np.ones(rewards.shape, bool) if valid is None else valid  # every rank gathers the same
             valid = self.gather_rows(np.ascontiguousarray(counted.T, np.uint8)).T.astype(bool)
+        returns = np.ascontiguousarray(by_env.T)  # [step, env]
 
         means, variances = batch_moments(returns, axis=1)  # each step's row, as RunningMeanStd.update takes it
         rms = self.rms

@@ -67,8 +67,9 @@ class EnvPoolAtari(VectorEnv):
         self.game_return = np.zeros(num_envs, np.float64)
         self.lives = np.zeros(num_envs, np.int64)
         register_atari()
-        meanings = gym.make(env_id).unwrapped.get_action_meanings()
-        self.stacks = NewLifeStacks(num_envs, meanings)
+        probe = gym.make(env_id)  # EnvPool's spec names no actions: the ALE env of the same game does
+        self.stacks = NewLifeStacks(num_envs, probe.unwrapped.get_action_meanings())
+        probe.close()
         self.game_over = np.zeros(num_envs, bool)  # on the last step: the pool resets these envs on this one
 
     def make_pool(self, seed: int) -> None:
