@@ -335,9 +335,9 @@ class TrainConfig:
     anneal_clip: bool = False  # the clip coefficient annealed linearly to 0 over the run
     clip_value_loss: bool = True
     bf16: bool = False  # forward passes under torch.autocast(bfloat16)
-    # Where the learning-rate schedule starts: (update, learning rate). An extended run anneals from the rate it
-    # stood at towards 0 at its new end; None: from --learning-rate at update 0.
-    anneal_from: tuple[int, float] | None = None
+    # Where the annealing schedules start: (update, learning rate, clip coefficient). An extended run anneals
+    # from the values it stood at towards 0 at its new end; None: from the flags' values at update 0.
+    anneal_from: tuple[int, float, float] | None = None
     world_size: int = 1  # processes under torchrun, each with num_envs envs (ppo/distributed.py)
 
     @property

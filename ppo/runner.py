@@ -28,7 +28,7 @@ from ppo.normalize import ObservationNormalizer, RewardScaler
 from ppo.rng import seed_everything
 from ppo.state import TrainState
 from ppo.tracking import RunLogger, run_name
-from ppo.train import TrainResult, learning_rate_at, train
+from ppo.train import TrainResult, clip_coef_at, learning_rate_at, train
 from ppo.tuned import tuned_flags
 from ppo.update import make_optimizer
 
@@ -82,14 +82,16 @@ def resumed_arguments(parser: TrainingParser, args: argparse.Namespace, script: 
 
 
 def extend(merged: argparse.Namespace, total_timesteps: int, payload: dict) -> None:
-    """``--resume RUN --total-timesteps N``: the run goes on to N, its learning rate from the one its last
-    completed update used, annealed towards 0 at N (README, Checkpoints, resume; test_checkpoint.py)."""
+    """``--resume RUN --total-timesteps N``: the run goes on to N, its learning rate (and clip coefficient) from
+    the one its last completed update used, annealed towards 0 at N (README, Checkpoints, resume;
+    test_checkpoint.py)."""
     if total_timesteps <= payload["global_step"]:
         raise UsageError(f"argument --total-timesteps: the run is at step {payload['global_step']:,}; to extend it, "
                          f"give more than that (got {total_timesteps:,})")
     last = max(payload["update"] - 1, 0)
-    rate = learning_rate_at(TrainConfig.from_args(merged, launched_world_size()), last)
-    merged.total_timesteps, merged.anneal_from = total_timesteps, [last, rate]
+    cfg = TrainConfig.from_args(merged, launched_world_size())
+    merged.total_timesteps = total_timesteps
+    merged.anneal_from = [last, learning_rate_at(cfg, last), clip_coef_at(cfg, last)]
 
 
 @contextlib.contextmanager

@@ -45,19 +45,28 @@ def make_buffer(envs: VectorEnv, agent: ActorCritic, cfg: TrainConfig, device: t
                          agent.head.action_dtype, device, agent.input_memory_format)
 
 
+def annealed(value: float, start: int, update: int, num_updates: int) -> float:
+    """``value`` at update ``start``, falling linearly towards 0 after the last of ``num_updates`` updates."""
+    return value * (1 - (update - start) / (num_updates - start))
+
+
 def learning_rate_at(cfg: TrainConfig, update: int) -> float:
     """Annealed linearly from --learning-rate at the first update towards 0 after the last; an extended run from
     the rate it stood at when it was extended (``cfg.anneal_from``) towards 0 after its new last update."""
     if not cfg.anneal_lr:
         return cfg.learning_rate
-    start, rate = cfg.anneal_from or (0, cfg.learning_rate)
-    return rate * (1 - (update - start) / (cfg.num_updates - start))
+    start, rate = cfg.anneal_from[:2] if cfg.anneal_from else (0, cfg.learning_rate)
+    return annealed(rate, start, update, cfg.num_updates)
 
 
 def clip_coef_at(cfg: TrainConfig, update: int) -> float:
     """--clip-coeff, or with --anneal-clip annealed linearly from it at the first update towards 0 after the
-    last (Stable-Baselines3's ``lin_0.2`` clip range)."""
-    return cfg.clip_coef * (1 - update / cfg.num_updates) if cfg.anneal_clip else cfg.clip_coef
+    last (Stable-Baselines3's ``lin_0.2`` clip range); an extended run, like the learning rate, from the
+    coefficient it stood at (test_tuned.py::test_anneal_clip_lowers_the_clip_coefficient_linearly_to_0)."""
+    if not cfg.anneal_clip:
+        return cfg.clip_coef
+    start, coef = (cfg.anneal_from[0], cfg.anneal_from[2]) if cfg.anneal_from else (0, cfg.clip_coef)
+    return annealed(coef, start, update, cfg.num_updates)
 
 
 def train(envs: VectorEnv, state: TrainState, cfg: TrainConfig, device: torch.device,

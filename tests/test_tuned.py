@@ -91,10 +91,16 @@ def test_anneal_clip_lowers_the_clip_coefficient_linearly_to_0(monkeypatch, tmp_
         return real_update(agent, optimizer, batch, cfg, world)
 
     monkeypatch.setattr(ppo.train, "update_policy", spy)
-    assert main.main(["--total-timesteps", "2048", "--anneal-clip", "--log-dir", str(tmp_path), "--no-progress"]) == 0
+    assert main.main(["--total-timesteps", "2048", "--anneal-clip", "--log-dir", str(tmp_path / "a"),
+                      "--no-progress"]) == 0
     assert seen == pytest.approx([0.2, 0.15, 0.1, 0.05])  # 4 updates of 512 steps
+    # Extended to 8 updates: on from what update 4 used (0.05) towards 0 after update 8, as the learning rate.
     seen.clear()
-    assert main.main(["--total-timesteps", "1024", "--log-dir", str(tmp_path), "--no-progress"]) == 0
+    run_dir = next((tmp_path / "a").iterdir())
+    assert main.main(["--resume", str(run_dir), "--total-timesteps", "4096", "--no-progress"]) == 0
+    assert seen == pytest.approx([0.05 * (1 - k / 5) for k in range(1, 5)])
+    seen.clear()
+    assert main.main(["--total-timesteps", "1024", "--log-dir", str(tmp_path / "b"), "--no-progress"]) == 0
     assert seen == [0.2, 0.2]
 
 
