@@ -55,12 +55,10 @@ class AleVectorAtari(VectorEnv):
         self.frames = np.zeros(num_envs, np.int64)  # emulator frames of each env's game so far
 
     def reset(self, *, seed: int | None = None, options: dict | None = None) -> tuple[np.ndarray, dict]:
-        obs, info = self.env.reset(seed=seed)
-        if self.stacks.fire:
-            obs, _, _, _, info = self.env.step(np.full(self.num_envs, self.stacks.restart_action))
+        stacks, info = self.stacks.reset(lambda: self.env.reset(seed=seed), self.env.step)
         self.game_return[:] = 0
         self.frames[:] = info["episode_frame_number"]
-        return self.stacks.reset(obs), {}
+        return stacks, {}
 
     def step(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict]:
         obs, reward, terminated, truncated, raw = self.env.step(self.stacks.actions(actions))

@@ -22,6 +22,7 @@ inside AtariPreprocessing, before EpisodicLife, which only looks at lives and ac
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import gymnasium as gym
@@ -129,11 +130,16 @@ class NewLifeStacks:
     def actions(self, chosen: np.ndarray) -> np.ndarray:
         return np.where(self.restart, self.restart_action, chosen) if self.restart.any() else np.asarray(chosen)
 
-    def reset(self, frames: np.ndarray) -> np.ndarray:
-        """A new stack from each env's frame after the game's start (FireOnReset's step included)."""
+    def reset(self, reset_games: Callable[[], tuple[np.ndarray, dict]],
+              step: Callable[[np.ndarray], tuple]) -> tuple[np.ndarray, dict]:
+        """Starts every game: the C++ envs' reset (``reset_games``), in games that wait for FIRE FireOnReset's
+        step (``step``), then a new stack of 4 copies of each env's frame; the stacks and the last call's info."""
+        frames, info = reset_games()
+        if self.fire:
+            frames, _, _, _, info = step(np.full(len(self.stacks), self.restart_action))
         self.stacks[:] = frames.reshape(len(self.stacks), 1, 84, 84)
         self.restart[:] = False
-        return self.stacks.copy()
+        return self.stacks.copy(), info
 
     def step(self, frames: np.ndarray, ended: np.ndarray, reset_now: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The stacks after this step, and which envs' learner episodes end here: those that ``ended`` (a life or

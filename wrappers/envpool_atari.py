@@ -87,12 +87,10 @@ class EnvPoolAtari(VectorEnv):
         if self.pool is None or seed is not None:
             self.make_pool(0 if seed is None else seed)
         self.game_return[:] = 0
-        obs, info = self.pool.reset()
-        if self.stacks.fire:
-            obs, _, _, _, info = self.pool.step(np.full(self.num_envs, self.stacks.restart_action))
+        stacks, info = self.stacks.reset(self.pool.reset, self.pool.step)
         self.lives[:] = info["lives"]
         self.game_over[:] = False
-        return self.stacks.reset(obs), {}
+        return stacks, {}
 
     def step(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict]:
         obs, reward, game_ended, truncated, raw = self.pool.step(self.stacks.actions(actions))
