@@ -140,6 +140,24 @@ class TrainingParser(OneLineParser):
         return [dest for dest, rule in self.resume_rules.items() if rule != FROM_COMMAND_LINE]
 
 
+# The help of a flag that only restores a default: it is there to win over a --tuned row (test_tuned.py).
+OVER_TUNED = "wins over the setting of a --tuned row"
+
+
+class TurnOff(argparse.Action):
+    """A switch that sets its ``dest`` and the ``also`` dests to False: --no-normalize-observation turns off
+    normalization for every action space, including a --tuned row's --normalize-observation."""
+
+    def __init__(self, option_strings: list[str], dest: str, also: tuple[str, ...] = (), **kwargs: Any) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=True, **kwargs)
+        self.also = also
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any,
+                 option_string: str | None = None) -> None:
+        for dest in (self.dest, *self.also):
+            setattr(namespace, dest, False)
+
+
 ORIGINAL_FROM_COMMAND_LINE = ("--deterministic-torch", "--use-gpu")
 
 
@@ -189,10 +207,16 @@ def add_extra_flags(parser: TrainingParser, script: ScriptFlags) -> None:
                      "(default: False)")
     parser.flag(extra, "--no-anneal-lr", dest="anneal_lr", action="store_false", resume=KEPT,
                 help="keep the learning rate constant instead of annealing it linearly to 0 (default: False)")
+    parser.flag(extra, "--anneal-lr", action="store_true", default=True, resume=KEPT,
+                help=f"anneal the learning rate, as without the flag; {OVER_TUNED} (default: True)")
     parser.flag(extra, "--anneal-clip", action="store_true", resume=KEPT,
                 help="anneal --clip-coeff linearly to 0 over the run, as the learning rate is (default: False)")
+    parser.flag(extra, "--no-anneal-clip", dest="anneal_clip", action="store_false", default=False, resume=KEPT,
+                help=f"keep --clip-coeff constant, as without --anneal-clip; {OVER_TUNED} (default: True)")
     parser.flag(extra, "--no-clip-value-loss", dest="clip_value_loss", action="store_false", resume=KEPT,
                 help="plain squared-error value loss instead of the clipped one (default: False)")
+    parser.flag(extra, "--clip-value-loss", action="store_true", default=True, resume=KEPT,
+                help=f"the clipped value loss, as without the flag; {OVER_TUNED} (default: True)")
 
 
 def add_checkpoint_flags(parser: TrainingParser) -> None:
@@ -235,6 +259,8 @@ def add_network_flags(parser: TrainingParser) -> None:
     parser.flag(group, "--no-ortho-init", dest="ortho_init", action="store_false", resume=KEPT,
                 help="torch's default initialization instead of orthogonal weights and zero biases "
                      "(default: False)")
+    parser.flag(group, "--ortho-init", action="store_true", default=True, resume=KEPT,
+                help=f"orthogonal weights and zero biases, as without the flag; {OVER_TUNED} (default: True)")
 
 
 def add_env_kwargs_flag(parser: TrainingParser) -> None:
@@ -248,11 +274,14 @@ def add_env_kwargs_flag(parser: TrainingParser) -> None:
 def add_normalization_flags(parser: TrainingParser) -> None:
     """main.py's normalization switches: observations for Box action spaces, rewards for all."""
     group = parser.add_argument_group("normalization")
-    parser.flag(group, "--no-normalize-observation", dest="normalize_observation", action="store_false",
-                resume=KEPT, help="turn off running observation normalization, which is on for Box action spaces "
-                                  "(default: False)")
+    parser.flag(group, "--no-normalize-observation", dest="normalize_observation", action=TurnOff,
+                also=("normalize_any_observation",), resume=KEPT,
+                help="turn off running observation normalization, which is on for Box action spaces, and "
+                     "--normalize-observation's, a --tuned row's included (default: False)")
     parser.flag(group, "--no-normalize-reward", dest="normalize_reward", action="store_false", resume=KEPT,
                 help="turn off scaling rewards by the running std of the discounted return (default: False)")
+    parser.flag(group, "--normalize-reward", action="store_true", default=True, resume=KEPT,
+                help=f"scale rewards, as without the flag; {OVER_TUNED} (default: True)")
     parser.flag(group, "--normalize-observation", dest="normalize_any_observation", action="store_true",
                 resume=KEPT, help="normalize observations for any action space, not only Box ones (default: "
                                   "False)")

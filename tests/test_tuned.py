@@ -32,6 +32,26 @@ def test_tuned_gives_the_rows_values_and_the_command_line_wins():
     assert (plain.num_epochs, plain.hidden_sizes, plain.total_timesteps) == (4, [64, 64], 25000)  # the originals
 
 
+def test_a_switch_a_row_turns_off_or_on_can_be_turned_back_on_the_command_line():
+    """Each row's booleans have both forms, so the command line wins either way."""
+    cheetah = ["--tuned", "--environment-id", "HalfCheetah-v5"]
+    assert (parse(cheetah).anneal_lr, parse([*cheetah, "--anneal-lr"]).anneal_lr) == (False, True)
+    assert (parse(cheetah).ortho_init, parse([*cheetah, "--ortho-init"]).ortho_init) == (False, True)
+    assert (parse(cheetah).clip_value_loss, parse([*cheetah, "--clip-value-loss"]).clip_value_loss) == (False, True)
+    cartpole = ["--tuned", "--environment-id", "CartPole-v1"]
+    assert (parse(cartpole).anneal_clip, parse([*cartpole, "--no-anneal-clip"]).anneal_clip) == (True, False)
+    lander = ["--tuned", "--environment-id", "LunarLander-v3"]
+    assert (parse(lander).normalize_reward, parse([*lander, "--normalize-reward"]).normalize_reward) == (False, True)
+    # MountainCar's row normalizes its (discrete-action) observations; --no-normalize-observation turns that off.
+    car = ["--tuned", "--environment-id", "MountainCar-v0"]
+    assert parse(car).normalize_any_observation
+    off = parse([*car, "--no-normalize-observation"])
+    assert not off.normalize_observation and not off.normalize_any_observation
+    # Without --tuned the twins change nothing: they restore the defaults.
+    assert vars(parse(["--anneal-lr", "--ortho-init", "--clip-value-loss", "--no-anneal-clip",
+                       "--normalize-reward"])) == vars(parse([]))
+
+
 def test_every_row_is_a_valid_command_line():
     parser_dests = vars(parse([]))
     for env_id, row in TUNED.items():
