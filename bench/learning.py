@@ -8,7 +8,10 @@ Each run is `main.py` (or --script main_atari.py) with its defaults (the origina
 env, the step count and the seed; the score of a run is the mean return of its last 20 episodes, as printed in
 the script's summary line (for Atari: whole games, unclipped).
 With --sb3, Stable-Baselines3's PPO is trained in the same invocation with the same hyperparameters
-(requirements-bench.txt; for main_atari.py on SB3's own Atari wrappers) and the ratio of the two means is printed:
+(requirements-bench.txt; for main_atari.py on SB3's own Atari wrappers; with flags after -- for main.py, such as
+--tuned, the ones main.py runs with, translated for SB3) and the ratio of the two means is printed:
+
+    python bench/learning.py --envs Hopper-v5 --total-timesteps 1000000 --seeds 1 2 3 --sb3 -- --tuned
 
     python bench/learning.py --script main_atari.py --envs BreakoutNoFrameskip-v4 --total-timesteps 500000 \
         --seeds 1 2 3 --sb3
@@ -61,6 +64,52 @@ def run_sb3(env_id: str, steps: int, seed: int) -> float:
     return float(np.mean(returns))
 
 
+def main_py_flags(env_id: str, steps: int, seed: int, extra: list[str]) -> argparse.Namespace:
+    """main.py's flags for this run, --tuned's row included, as main.py parses them."""
+    from ppo.config import CLASSIC, add_env_kwargs_flag, add_network_flags, add_normalization_flags, build_parser
+    from ppo.runner import parse_arguments
+
+    parser = build_parser(CLASSIC)
+    for add in (add_env_kwargs_flag, add_normalization_flags, add_network_flags):
+        add(parser)
+    argv = ["--environment-id", env_id, "--total-timesteps", str(steps), "--seed", str(seed), *extra]
+    return parse_arguments(parser, argv, "main")[0]
+
+
+def run_sb3_like(env_id: str, steps: int, seed: int, extra: list[str]) -> float:
+    """SB3 PPO with the hyperparameters main.py runs with under ``extra`` (``--tuned``: the row's, which are the
+    zoo's SB3 settings translated, translated back). Not translated: main.py's value loss is ½·MSE, SB3's MSE,
+    so SB3's value term weighs twice ours at the same --value-loss-coeff (the zoo's rows are SB3's weights)."""
+    import gymnasium as gym
+    import torch
+    from stable_baselines3 import PPO
+    from stable_baselines3.common.env_util import make_vec_env
+    from stable_baselines3.common.vec_env import VecNormalize
+
+    a = main_py_flags(env_id, steps, seed, extra)
+    envs = make_vec_env(env_id, n_envs=a.num_envs, seed=seed, env_kwargs=dict(a.env_kwargs))
+    continuous = isinstance(envs.action_space, gym.spaces.Box)
+    norm_obs = (continuous and a.normalize_observation) or a.normalize_any_observation
+    if norm_obs or a.normalize_reward:
+        envs = VecNormalize(envs, norm_obs=norm_obs, norm_reward=a.normalize_reward, gamma=a.gae_gamma)
+
+    def linear(start: float, annealed: bool):
+        return (lambda remaining: start * remaining) if annealed else start
+
+    activation = {"tanh": torch.nn.Tanh, "relu": torch.nn.ReLU}[a.activation]
+    sizes = list(a.hidden_sizes)
+    model = PPO("MlpPolicy", envs, learning_rate=linear(a.learning_rate, a.anneal_lr), n_steps=a.num_steps_collected,
+                batch_size=a.num_envs * a.num_steps_collected // a.num_mini_batches, n_epochs=a.num_epochs,
+                gamma=a.gae_gamma, gae_lambda=a.gae_lambda, clip_range=linear(a.clip_coeff, a.anneal_clip),
+                clip_range_vf=a.clip_coeff if a.clip_value_loss else None, ent_coef=a.ent_loss_coeff,
+                vf_coef=a.value_loss_coeff, max_grad_norm=a.max_gradient, seed=seed, device="cpu",
+                policy_kwargs=dict(net_arch=dict(pi=sizes, vf=sizes), activation_fn=activation,
+                                   ortho_init=a.ortho_init, log_std_init=a.initial_log_std))
+    model.learn(total_timesteps=steps)
+    returns = [info["r"] for info in model.ep_info_buffer][-20:]
+    return float(np.mean(returns))
+
+
 def run_sb3_atari(env_id: str, steps: int, seed: int) -> float:
     """SB3 PPO with main_atari.py's default hyperparameters on SB3's own Atari preprocessing (AtariWrapper: no-ops,
     frame skip 4 with max-pool, episodic life, FIRE on reset, clipped rewards, 84x84 gray; 4 frames stacked).
@@ -92,7 +141,13 @@ def main() -> None:
     parser.add_argument("--sb3", action="store_true", help="also train Stable-Baselines3 PPO and print the ratio")
     parser.add_argument("extra", nargs="*", help="extra flags for the script, after --")
     args = parser.parse_args()
-    sb3 = run_sb3 if args.script == "main.py" else run_sb3_atari
+    if args.script == "main_atari.py":
+        sb3 = run_sb3_atari
+    elif args.extra:  # --tuned, or other flags: SB3 with what main.py runs with
+        def sb3(env_id: str, steps: int, seed: int) -> float:
+            return run_sb3_like(env_id, steps, seed, args.extra)
+    else:
+        sb3 = run_sb3
 
     print(f"| env | steps | this project (seeds {args.seeds[0]}–{args.seeds[-1]}) |"
           + (" Stable-Baselines3 | ratio |" if args.sb3 else ""))
