@@ -6,7 +6,8 @@
 
 Each run is `main.py` (or --script main_atari.py) with its defaults (the original hyperparameters) except the
 env, the step count and the seed; the score of a run is the mean return of its last 20 episodes, as printed in
-the script's summary line (for Atari: whole games, unclipped).
+the script's summary line (for Atari: whole games, unclipped). --evaluate N adds each final model's mean return
+over N episodes with the deterministic policy (how rl-baselines3-zoo's published scores are measured).
 With --sb3, Stable-Baselines3's PPO is trained in the same invocation with the same hyperparameters
 (requirements-bench.txt; for main_atari.py on SB3's own Atari wrappers; with flags after -- for main.py, such as
 --tuned, the ones main.py runs with, translated for SB3) and the ratio of the two means is printed:
@@ -30,17 +31,29 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-SUMMARY = re.compile(r"mean return of the last \d+ episodes: (\S+);")
+SUMMARY = re.compile(r"mean return of the last \d+ episodes: (\S+); run directory: (.+)$", re.MULTILINE)
+EVALUATED = re.compile(r"\): return (\S+) ±")
 
 
-def run_ours(script: str, env_id: str, steps: int, seed: int, extra: list[str]) -> float:
+def run_ours(script: str, env_id: str, steps: int, seed: int, extra: list[str], evaluate: int = 0
+             ) -> tuple[float, float | None]:
+    """The run's score (its last 20 episodes' mean return) and, with ``evaluate`` episodes, its final model's
+    mean return in that many episodes with the deterministic policy (``python -m ppo.evaluate --deterministic``:
+    how rl-baselines3-zoo scores its published figures)."""
     with tempfile.TemporaryDirectory() as log_dir:
         out = subprocess.run(
             [sys.executable, str(ROOT / script), "--environment-id", env_id, "--total-timesteps", str(steps),
              "--seed", str(seed), "--log-dir", log_dir, "--no-progress", *extra],
             check=True, capture_output=True, text=True, cwd=ROOT,
         ).stdout
-    return float(SUMMARY.search(out).group(1))
+        score, run_dir = SUMMARY.search(out).groups()
+        if not evaluate:
+            return float(score), None
+        played = subprocess.run(
+            [sys.executable, "-m", "ppo.evaluate", run_dir, "--episodes", str(evaluate), "--deterministic",
+             "--no-progress"], check=True, capture_output=True, text=True, cwd=ROOT,
+        ).stdout
+    return float(score), float(EVALUATED.search(played).group(1))
 
 
 def run_sb3(env_id: str, steps: int, seed: int) -> float:
@@ -139,6 +152,8 @@ def main() -> None:
     parser.add_argument("--total-timesteps", type=int, default=100_000)
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3, 4, 5])
     parser.add_argument("--sb3", action="store_true", help="also train Stable-Baselines3 PPO and print the ratio")
+    parser.add_argument("--evaluate", type=int, default=0, metavar="EPISODES",
+                        help="also play each final model this many episodes with the deterministic policy")
     parser.add_argument("extra", nargs="*", help="extra flags for the script, after --")
     args = parser.parse_args()
     if args.script == "main_atari.py":
@@ -150,10 +165,16 @@ def main() -> None:
         sb3 = run_sb3
 
     print(f"| env | steps | this project (seeds {args.seeds[0]}–{args.seeds[-1]}) |"
+          + (f" deterministic, {args.evaluate} episodes |" if args.evaluate else "")
           + (" Stable-Baselines3 | ratio |" if args.sb3 else ""))
     for env_id in args.envs:
-        ours = [run_ours(args.script, env_id, args.total_timesteps, seed, args.extra) for seed in args.seeds]
+        runs = [run_ours(args.script, env_id, args.total_timesteps, seed, args.extra, args.evaluate)
+                for seed in args.seeds]
+        ours = [score for score, _ in runs]
         row = f"| {env_id} | {args.total_timesteps:,} | {np.mean(ours):.1f} ± {np.std(ours):.1f} |"
+        if args.evaluate:
+            played = [evaluated for _, evaluated in runs]
+            row += f" {np.mean(played):.1f} ± {np.std(played):.1f} {[round(x, 1) for x in played]} |"
         if args.sb3:
             theirs = [sb3(env_id, args.total_timesteps, seed) for seed in args.seeds]
             row += f" {np.mean(theirs):.1f} ± {np.std(theirs):.1f} | {np.mean(ours) / np.mean(theirs):.2f} |"
