@@ -6,9 +6,10 @@ scores) and CleanRL's ``ppo_continuous_action.py`` defaults. Translated into thi
 ``batch_size`` (SB3's minibatch size) becomes --num-mini-batches = n_envs × n_steps / batch_size; ``normalize``
 (VecNormalize: observations and rewards) becomes the normalization flags; a constant learning rate is
 --no-anneal-lr (``lin_`` rates are annealed, as here by default), an annealed clip range (``lin_0.2``)
---anneal-clip; SB3 clips no value loss unless told to (``clip_range_vf``): --no-clip-value-loss in every row;
-SB3's default 64-64 tanh network, orthogonal initialization and log-std 0 are this trainer's defaults. What cannot
-be translated is left out and said in the row's source: gSDE (``use_sde``).
+--anneal-clip; SB3 clips no value loss unless told to (``clip_range_vf``): --no-clip-value-loss in every zoo row
+(CleanRL clips it, and so does the Hopper-v5 row); SB3's default 64-64 tanh network, orthogonal initialization and
+log-std 0 are this trainer's defaults. What cannot be translated is left out and said in the row's source: gSDE
+(``use_sde``).
 """
 
 from __future__ import annotations
@@ -83,8 +84,8 @@ TUNED: dict[str, Row] = {
 
 
 def tuned_flags(env_id: str) -> dict[str, Any]:
-    """The row's flags for ``env_id`` (with SB3's plain value loss), or a UsageError listing the envs that have
-    a row."""
+    """The row's flags for ``env_id`` (with SB3's plain value loss unless the row says otherwise), or a
+    UsageError listing the envs that have a row."""
     if env_id not in TUNED:
         raise UsageError(f"argument --tuned: no tuned settings for {env_id!r}; there are rows for "
                          f"{', '.join(TUNED)} (ppo/tuned.py)")
