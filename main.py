@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import argparse
+
 import gymnasium as gym
 
 from networks import MLPActorCritic
@@ -9,6 +11,7 @@ from networks.mlp import network_options
 from ppo.cli import checked
 from ppo.config import (
     CLASSIC,
+    TrainingParser,
     add_env_kwargs_flag,
     add_network_flags,
     add_normalization_flags,
@@ -22,11 +25,23 @@ from ppo.runner import exit_process, parse_arguments, run_training
 from wrappers.classic import check_classic_env, check_vec_backend, make_classic_envs
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_main_parser() -> TrainingParser:
+    """main.py's flags: the original ones and the extras, the env's keyword arguments, normalization, network."""
     parser = build_parser(CLASSIC)
     add_env_kwargs_flag(parser)
     add_normalization_flags(parser)
     add_network_flags(parser)
+    return parser
+
+
+def normalizes_observations(args: argparse.Namespace, action_space: gym.Space) -> bool:
+    """Observations are normalized for Box action spaces unless --no-normalize-observation, and for any action
+    space with --normalize-observation."""
+    return (isinstance(action_space, gym.spaces.Box) and args.normalize_observation) or args.normalize_any_observation
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_main_parser()
     args, resumed = parse_arguments(parser, argv, "main")
     env_kwargs = dict(args.env_kwargs)
 
@@ -39,8 +54,7 @@ def main(argv: list[str] | None = None) -> int:
 
     observation_space, action_space, device = checked(parser, check)
 
-    continuous = isinstance(action_space, gym.spaces.Box)
-    normalize = (continuous and args.normalize_observation) or args.normalize_any_observation
+    normalize = normalizes_observations(args, action_space)
     obs_normalizer = ObservationNormalizer(observation_space.shape) if normalize else None
     # Reward scaling for every action space: it keeps value targets near unit scale, where the value clip range
     # (--clip-coeff) and the global grad-norm clip are meant to act (README, How it trains, has the measurement).

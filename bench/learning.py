@@ -79,30 +79,27 @@ def run_sb3(env_id: str, steps: int, seed: int) -> float:
 
 def main_py_flags(env_id: str, steps: int, seed: int, extra: list[str]) -> argparse.Namespace:
     """main.py's flags for this run, --tuned's row included, as main.py parses them."""
-    from ppo.config import CLASSIC, add_env_kwargs_flag, add_network_flags, add_normalization_flags, build_parser
+    from main import build_main_parser
     from ppo.runner import parse_arguments
 
-    parser = build_parser(CLASSIC)
-    for add in (add_env_kwargs_flag, add_normalization_flags, add_network_flags):
-        add(parser)
     argv = ["--environment-id", env_id, "--total-timesteps", str(steps), "--seed", str(seed), *extra]
-    return parse_arguments(parser, argv, "main")[0]
+    return parse_arguments(build_main_parser(), argv, "main")[0]
 
 
 def run_sb3_like(env_id: str, steps: int, seed: int, extra: list[str]) -> float:
     """SB3 PPO with the hyperparameters main.py runs with under ``extra`` (``--tuned``: the row's, which are the
     zoo's SB3 settings translated, translated back). Not translated: main.py's value loss is ½·MSE, SB3's MSE,
     so SB3's value term weighs twice ours at the same --value-loss-coeff (the zoo's rows are SB3's weights)."""
-    import gymnasium as gym
     import torch
     from stable_baselines3 import PPO
     from stable_baselines3.common.env_util import make_vec_env
     from stable_baselines3.common.vec_env import VecNormalize
 
+    from main import normalizes_observations
+
     a = main_py_flags(env_id, steps, seed, extra)
     envs = make_vec_env(env_id, n_envs=a.num_envs, seed=seed, env_kwargs=dict(a.env_kwargs))
-    continuous = isinstance(envs.action_space, gym.spaces.Box)
-    norm_obs = (continuous and a.normalize_observation) or a.normalize_any_observation
+    norm_obs = normalizes_observations(a, envs.action_space)
     if norm_obs or a.normalize_reward:
         envs = VecNormalize(envs, norm_obs=norm_obs, norm_reward=a.normalize_reward, gamma=a.gae_gamma)
 

@@ -7,17 +7,12 @@ from conftest import only_run_dir
 
 import main
 from ppo import evaluate
-from ppo.config import CLASSIC, add_env_kwargs_flag, add_network_flags, add_normalization_flags, build_parser
 from ppo.runner import parse_arguments
 from ppo.tuned import TUNED
 
 
 def parse(argv):
-    parser = build_parser(CLASSIC)
-    add_env_kwargs_flag(parser)
-    add_normalization_flags(parser)
-    add_network_flags(parser)
-    return parse_arguments(parser, argv, "main")[0]
+    return parse_arguments(main.build_main_parser(), argv, "main")[0]
 
 
 def test_tuned_gives_the_rows_values_and_the_command_line_wins():
