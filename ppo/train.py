@@ -65,7 +65,10 @@ def clip_coef_at(cfg: TrainConfig, update: int) -> float:
     coefficient it stood at (test_tuned.py::test_anneal_clip_lowers_the_clip_coefficient_linearly_to_0)."""
     if not cfg.anneal_clip:
         return cfg.clip_coef
-    start, coef = (cfg.anneal_from[0], cfg.anneal_from[2]) if cfg.anneal_from else (0, cfg.clip_coef)
+    # A run extended before anneal_from held the clip coefficient saved (update, rate): its clip range anneals
+    # from --clip-coeff at update 0, as it did then.
+    start, coef = (cfg.anneal_from[0], cfg.anneal_from[2]) if cfg.anneal_from and len(cfg.anneal_from) == 3 \
+        else (0, cfg.clip_coef)
     return annealed(coef, start, update, cfg.num_updates)
 
 

@@ -119,6 +119,17 @@ def test_anneal_clip_lowers_the_clip_coefficient_linearly_to_0(monkeypatch, tmp_
     assert seen == [0.2, 0.2]
 
 
+def test_a_run_extended_before_the_clip_coefficient_was_saved_anneals_it_from_the_flag():
+    from ppo.config import TrainConfig
+    from ppo.train import clip_coef_at, learning_rate_at
+
+    args = parse(["--anneal-clip", "--total-timesteps", "2048"])  # 4 updates of 512
+    args.anneal_from = [2, 1e-4]  # (update, learning rate): what such a checkpoint holds
+    cfg = TrainConfig.from_args(args)
+    assert learning_rate_at(cfg, 3) == pytest.approx(1e-4 * (1 - 1 / 2))
+    assert [clip_coef_at(cfg, update) for update in range(4)] == pytest.approx([0.2, 0.15, 0.1, 0.05])
+
+
 def test_rows_use_stable_baselines3s_plain_value_loss():
     assert parse(["--tuned"]).clip_value_loss is False and parse([]).clip_value_loss is True
     assert parse(["--tuned"]).anneal_clip is True  # CartPole-v1's lin_0.2
