@@ -16,6 +16,9 @@ With --sb3, Stable-Baselines3's PPO is trained in the same invocation with the s
 
     python bench/learning.py --script main_atari.py --envs BreakoutNoFrameskip-v4 --total-timesteps 500000 \
         --seeds 1 2 3 --sb3
+
+--sb3-only trains Stable-Baselines3's side alone (to add its seeds to a table, or to run them beside this
+project's runs: with OMP_NUM_THREADS=1 each takes one core).
 """
 
 from __future__ import annotations
@@ -149,6 +152,7 @@ def main() -> None:
     parser.add_argument("--total-timesteps", type=int, default=100_000)
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3, 4, 5])
     parser.add_argument("--sb3", action="store_true", help="also train Stable-Baselines3 PPO and print the ratio")
+    parser.add_argument("--sb3-only", action="store_true", help="train Stable-Baselines3 PPO only")
     parser.add_argument("--evaluate", type=int, default=0, metavar="EPISODES",
                         help="also play each final model this many episodes with the deterministic policy")
     parser.add_argument("extra", nargs="*", help="extra flags for the script, after --")
@@ -161,6 +165,13 @@ def main() -> None:
     else:
         sb3 = run_sb3
 
+    if args.sb3_only:
+        print("| env | steps | Stable-Baselines3 |")
+        for env_id in args.envs:
+            theirs = [sb3(env_id, args.total_timesteps, seed) for seed in args.seeds]
+            print(f"| {env_id} | {args.total_timesteps:,} | {np.mean(theirs):.1f} ± {np.std(theirs):.1f} |"
+                  f"   per seed: {[round(x, 1) for x in theirs]}", flush=True)
+        return
     print(f"| env | steps | this project (seeds {args.seeds[0]}–{args.seeds[-1]}) |"
           + (f" deterministic, {args.evaluate} episodes |" if args.evaluate else "")
           + (" Stable-Baselines3 | ratio |" if args.sb3 else ""))
