@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     normalize = normalizes_observations(args, action_space)
     obs_normalizer = ObservationNormalizer(observation_space.shape) if normalize else None
     # Reward scaling for every action space: it keeps value targets near unit scale, where the value clip range
-    # (--clip-coeff) and the global grad-norm clip are meant to act (README, How it trains, has the measurement).
+    # (--clip-coeff) and the global grad-norm clip are meant to act (docs/how-it-trains.md has the measurement).
     reward_scaler = RewardScaler(args.num_envs, args.gae_gamma) if args.normalize_reward else None
 
     return run_training(

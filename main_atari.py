@@ -4,16 +4,30 @@ from __future__ import annotations
 
 from networks.cnn import NatureCNNActorCritic
 from ppo.cli import checked
-from ppo.config import ATARI, add_atari_flags, build_parser, check_batch, check_output_paths, select_device
+from ppo.config import (
+    ATARI,
+    TrainingParser,
+    add_atari_flags,
+    build_parser,
+    check_batch,
+    check_output_paths,
+    select_device,
+)
 from ppo.runner import exit_process, parse_arguments, run_training
 from wrappers.atari import check_atari_env
 from wrappers.atari_backends import choose_env_backend, make_atari_envs
 from wrappers.envpool_atari import check_envpool
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_atari_parser() -> TrainingParser:
+    """main_atari.py's flags: the original ones and the extras, the env backend."""
     parser = build_parser(ATARI)
     add_atari_flags(parser)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_atari_parser()
     args, resumed = parse_arguments(parser, argv, "main_atari")
 
     def check():  # every check before any env, directory or file is made

@@ -1,4 +1,4 @@
-"""One policy trained by several processes under torchrun (README, Several processes): what the processes share.
+"""One policy trained by several processes under torchrun (docs/torchrun.md): what the processes share.
 
 ``torchrun --nproc_per_node N main.py ...`` starts N copies of the script, ranks 0 to N-1. Each steps
 ``--num-envs`` envs of its own (env seeds never shared) and holds the same weights: every minibatch step averages

@@ -83,7 +83,7 @@ def resumed_arguments(parser: TrainingParser, args: argparse.Namespace, script: 
 
 def extend(merged: argparse.Namespace, total_timesteps: int, payload: dict) -> None:
     """``--resume RUN --total-timesteps N``: the run goes on to N, its learning rate (and clip coefficient) from
-    the one its last completed update used, annealed towards 0 at N (README, Checkpoints, resume;
+    the one its last completed update used, annealed towards 0 at N (docs/checkpoints.md, Resume;
     test_checkpoint.py)."""
     if total_timesteps <= payload["global_step"]:
         raise UsageError(f"argument --total-timesteps: the run is at step {payload['global_step']:,}; to extend it, "

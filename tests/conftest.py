@@ -6,6 +6,13 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+# Tolerance for a float32 result against an expectation computed in float64 (Python floats, NumPy float64):
+# each float32 op rounds to 24 bits (6e-8 relative), and torch's vectorized exp/log/sum kernels differ in their
+# last bits between CPUs (AVX2, AVX-512: ATEN_CPU_CAPABILITY picks them), so a handful of ops on numbers of order
+# 1 lands within a few 1e-7. rel 1e-5 (about 80 float32 ulps) covers a chain of them; abs 1e-6 covers results
+# near 0 that come out of a cancellation, such as (r - 1) - log r. Use as pytest.approx(expected, **F32).
+F32 = {"rel": 1e-5, "abs": 1e-6}
+
 # What every training run must log to TensorBoard.
 TAGS = {
     "charts/episodic_return", "charts/episodic_length", "charts/learning_rate", "charts/SPS",

@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 import torch
+from conftest import F32
 
 from ppo.buffer import RolloutBuffer, compute_gae, minibatch_indices, take_rows
 
@@ -30,15 +31,15 @@ def test_gae_hand_computed_with_termination_and_truncation():
     expected = torch.tensor([[a0_0, a1_0], [a0_1, a1_1], [a0_2, a1_2]])
     torch.testing.assert_close(advantages, expected)
     torch.testing.assert_close(returns, expected + values)
-    assert advantages[0, 0].item() == pytest.approx(1.292)
-    assert advantages[0, 1].item() == pytest.approx(1.3)
+    assert advantages[0, 0].item() == pytest.approx(1.292, **F32)
+    assert advantages[0, 1].item() == pytest.approx(1.3, **F32)
 
 
 def test_gae_terminated_and_truncated_together_is_a_termination():
     ones = torch.ones(1, 1)
     advantages, _ = compute_gae(ones, torch.zeros(1, 1), torch.tensor([5.0]), ones, ones,
                                 torch.full((1, 1), 100.0), GAMMA, LAMBDA)
-    assert advantages.item() == pytest.approx(1.0)
+    assert advantages.item() == pytest.approx(1.0, **F32)
 
 
 def test_gae_lambda_one_gives_discounted_returns():

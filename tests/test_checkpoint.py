@@ -108,6 +108,7 @@ def test_resume_restores_the_saved_state_exactly_and_ends_at_the_total(tmp_path,
     scalars = read_scalars(run_dir)
     assert [step for step, _ in scalars["charts/SPS"]] == [128 * k for k in range(1, 17)]
     learning_rates = [value for _, value in scalars["charts/learning_rate"]]
+    # TensorBoard stores float32: one rounding of each float64 rate (6e-8 relative), within approx's 1e-6.
     assert learning_rates == pytest.approx([2.5e-4 * (1 - k / 16) for k in range(16)])
 
 
@@ -134,7 +135,7 @@ def test_resume_of_an_atari_run(tmp_path):
 
 
 def test_resume_keeps_the_atari_backend(tmp_path, monkeypatch):
-    """The backends differ in what the agent sees (README, Atari preprocessing): a run continues on its own."""
+    """The backends differ in what the agent sees (docs/atari.md): a run continues on its own."""
     run_dir = train(tmp_path, "--environment-id", "ALE/Pong-v5", "--total-timesteps", "256", "--save-every", "1",
                     "--env-backend", "gymnasium", entry=main_atari.main)
     checkpoint.checkpoints_in(run_dir)[-1].unlink()

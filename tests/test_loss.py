@@ -2,6 +2,7 @@ import math
 
 import pytest
 import torch
+from conftest import F32
 
 from ppo.loss import LOSS_TERMS, _maximum, ppo_loss, ratio_statistics
 
@@ -29,14 +30,14 @@ def test_loss_hand_computed():
     stats = {**terms_of(result), **ratio_statistics(result.log_ratio, clip_coef=0.2)}
     assert not result.terms.requires_grad and not result.log_ratio.requires_grad  # statistics, not in the graph
     # ratios 1.5 (clipped to 1.2, A=+1) and 0.9 (inside the clip, A=-1)
-    assert stats["policy_loss"] == pytest.approx((-1.2 + 0.9) / 2)
+    assert stats["policy_loss"] == pytest.approx((-1.2 + 0.9) / 2, **F32)
     # unclipped errors 0.25, 0.81; clipped values 0.2 and 0.9 -> 0.64, 0.81; max -> 0.64, 0.81
-    assert stats["value_loss"] == pytest.approx(0.5 * (0.64 + 0.81) / 2)
-    assert stats["entropy"] == pytest.approx(0.75)
-    assert result.loss.item() == pytest.approx(-0.15 - 0.01 * 0.75 + 0.5 * 0.3625)
-    assert stats["clipfrac"].item() == pytest.approx(0.5)
-    assert stats["old_approx_kl"].item() == pytest.approx((-math.log(1.5) - math.log(0.9)) / 2)
-    assert stats["approx_kl"].item() == pytest.approx(((0.5 - math.log(1.5)) + (-0.1 - math.log(0.9))) / 2)
+    assert stats["value_loss"] == pytest.approx(0.5 * (0.64 + 0.81) / 2, **F32)
+    assert stats["entropy"] == pytest.approx(0.75, **F32)
+    assert result.loss.item() == pytest.approx(-0.15 - 0.01 * 0.75 + 0.5 * 0.3625, **F32)
+    assert stats["clipfrac"].item() == pytest.approx(0.5, **F32)
+    assert stats["old_approx_kl"].item() == pytest.approx((-math.log(1.5) - math.log(0.9)) / 2, **F32)
+    assert stats["approx_kl"].item() == pytest.approx(((0.5 - math.log(1.5)) + (-0.1 - math.log(0.9))) / 2, **F32)
 
 
 def test_clipped_sample_gets_no_policy_gradient():
@@ -44,12 +45,12 @@ def test_clipped_sample_gets_no_policy_gradient():
     ppo_loss(**case).loss.backward()
     grad = case["new_logprobs"].grad
     assert grad[0].item() == 0.0                      # ratio 1.5 > 1 + ε with A > 0: clipped
-    assert grad[1].item() == pytest.approx(0.9 / 2)   # d/dlogp of -A·r/2 = -A·r/2
+    assert grad[1].item() == pytest.approx(0.9 / 2, **F32)   # d/dlogp of -A·r/2 = -A·r/2
 
 
 def test_unclipped_value_loss():
     stats = terms_of(ppo_loss(**{**hand_case(), "clip_value_loss": False}))
-    assert stats["value_loss"] == pytest.approx(0.5 * (0.25 + 0.81) / 2)
+    assert stats["value_loss"] == pytest.approx(0.5 * (0.25 + 0.81) / 2, **F32)
 
 
 def test_advantages_normalized_per_minibatch():
@@ -63,10 +64,11 @@ def test_advantages_normalized_per_minibatch():
 def test_ratio_statistics_pool_the_samples_of_all_minibatches():
     log_ratio = torch.log(torch.tensor([1.5, 0.9, 1.0, 0.7]))
     stats = ratio_statistics(log_ratio, clip_coef=0.2)
-    assert stats["clipfrac"].item() == pytest.approx(2 / 4)  # 1.5 and 0.7 lie outside [0.8, 1.2]
+    assert stats["clipfrac"].item() == pytest.approx(2 / 4)  # exact: a count over 4; 1.5 and 0.7 lie outside [0.8, 1.2]
     expected_k3 = sum((r - 1) - math.log(r) for r in (1.5, 0.9, 1.0, 0.7)) / 4
-    assert stats["approx_kl"].item() == pytest.approx(expected_k3)
-    assert stats["old_approx_kl"].item() == pytest.approx(-sum(math.log(r) for r in (1.5, 0.9, 1.0, 0.7)) / 4)
+    assert stats["approx_kl"].item() == pytest.approx(expected_k3, **F32)
+    expected_naive = -sum(math.log(r) for r in (1.5, 0.9, 1.0, 0.7)) / 4
+    assert stats["old_approx_kl"].item() == pytest.approx(expected_naive, **F32)
 
 
 def test_maximum_gives_torch_maximums_values_and_gradients_where_tied_sides_agree():

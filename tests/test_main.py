@@ -60,12 +60,13 @@ def test_normalization_can_be_turned_off(tmp_path):
 
 
 def test_same_seed_gives_identical_weights_on_cpu(tmp_path):
+    # Bit for bit by construction: the same code on the same inputs on one machine, in one thread.
     weights = []
     for name in ("a", "b"):
         run_dir = run_main(tmp_path / name, "--total-timesteps", "1024", "--seed", "7")
         weights.append(torch.load(run_dir / "model.pt", weights_only=False)["model"])
     assert weights[0].keys() == weights[1].keys()
-    for key in weights[0]:
+    for key in weights[0]:  # the same envs stepped in other processes: the same numbers, so the same bits
         assert torch.equal(weights[0][key], weights[1][key]), key
     other = torch.load(run_main(tmp_path / "c", "--total-timesteps", "1024", "--seed", "8") / "model.pt",
                        weights_only=False)["model"]

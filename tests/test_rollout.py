@@ -91,6 +91,8 @@ def test_frames_stored_channels_last_train_the_same_weights(tmp_path, monkeypatc
     nhwc, nchw = (torch.load(only_run_dir(tmp_path / name) / "model.pt", weights_only=True)["model"]
                   for name in ("nhwc", "nchw"))
     assert nhwc.keys() == nchw.keys()
+    # By construction: the network converts its input to channels_last either way, so the convolutions see the
+    # same bytes in the same layout; only the buffer's storage differs.
     assert all(torch.equal(nhwc[key], nchw[key]) for key in nhwc)
 
 
@@ -104,4 +106,6 @@ def test_numpy_and_torch_rollouts_train_the_same_weights(tmp_path, monkeypatch):
     assert main.main([*flags, "--log-dir", str(tmp_path / "torch")]) == 0
     weights = [torch.load(only_run_dir(tmp_path / name) / "model.pt", weights_only=True)["model"]
                for name in ("numpy", "torch")]
+    # The same discrete actions (an argmax of logits plus Gumbel noise: last-bit differences between NumPy's and
+    # torch's matmul do not decide it), then the same torch update: the same bits.
     assert all(torch.equal(weights[0][key], weights[1][key]) for key in weights[0])
