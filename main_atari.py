@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from networks.cnn import NatureCNNActorCritic
+from networks.cnn import CNNActorCritic
 from ppo.cli import checked
 from ppo.config import (
     ATARI,
@@ -44,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
         args, "main_atari",
         make_envs=lambda video_dir: make_atari_envs(args.environment_id, args.num_envs, video_dir,
                                                     args.vec_backend, args.env_backend),
-        make_agent=lambda envs: NatureCNNActorCritic(envs.single_observation_space, envs.single_action_space,
+        make_agent=lambda envs: CNNActorCritic(envs.single_observation_space, envs.single_action_space,
                                                      device=device),
         device=device, resumed=resumed,
     )

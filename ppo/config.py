@@ -271,6 +271,21 @@ def add_env_kwargs_flag(parser: TrainingParser) -> None:
                                   "literals (anything else as a string), saved with the run (default: none)")
 
 
+def add_image_flags(parser: TrainingParser) -> None:
+    """main.py's preprocessing of image observations (wrappers/images.py) and the user's own wrappers: each a
+    Gymnasium wrapper, kept on resume and rebuilt by ppo.evaluate, since they define what the agent sees."""
+    group = parser.add_argument_group("images and wrappers")
+    parser.flag(group, "--frame-stack", type=count, default=1, metavar="N", resume=KEPT,
+                help="stack the last N images of an image observation into its channels (default: 1)")
+    parser.flag(group, "--grayscale", action="store_true", resume=KEPT,
+                help="convert an RGB image observation to one gray channel (default: False)")
+    parser.flag(group, "--resize", type=count, nargs=2, default=None, metavar=("H", "W"), resume=KEPT,
+                help="resize an image observation to H x W pixels (default: as the env gives it)")
+    parser.flag(group, "--env-wrapper", nargs="+", default=[], metavar="MODULE:CLASS", resume=KEPT,
+                help="wrappers of your own, each called with the env and returning the wrapped env, applied in "
+                     "the order given before this trainer's own (default: none)")
+
+
 def add_normalization_flags(parser: TrainingParser) -> None:
     """main.py's normalization switches: observations for Box action spaces, rewards for all."""
     group = parser.add_argument_group("normalization")

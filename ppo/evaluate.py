@@ -55,21 +55,26 @@ def make_env_and_agent(payload: dict, video_dir: str | None, device: torch.devic
     """The env the agent was trained on (one copy, evaluation variant) and the agent with its saved weights."""
     env_id = payload["env_id"]
     if payload["script"] == "main":
-        from networks.mlp import MLPActorCritic, network_options
+        from networks import actor_critic_for
+        from networks.mlp import network_options
         from wrappers.classic import check_classic_env, make_classic_env
+        from wrappers.images import ImageOptions
 
-        env_kwargs = dict(payload["args"].get("env_kwargs", []))  # runs saved before the flag: none
-        check_classic_env(env_id, capture_video=video_dir is not None, env_kwargs=env_kwargs)
-        env = make_classic_env(env_id, video_dir, every_episode=True, env_kwargs=env_kwargs)
-        agent: ActorCritic = MLPActorCritic(env.observation_space, env.action_space,
-                                            **network_options(payload["args"]), device=device)
+        saved = payload["args"]  # runs saved before a flag existed: its default
+        env_kwargs, wrappers, images = dict(saved.get("env_kwargs", [])), saved.get("env_wrapper", []), \
+            ImageOptions.from_args(saved)
+        observation_space, action_space = check_classic_env(env_id, video_dir is not None, env_kwargs, wrappers,
+                                                            images)
+        env = make_classic_env(env_id, video_dir, every_episode=True, env_kwargs=env_kwargs, env_wrappers=wrappers,
+                               images=images)
+        agent: ActorCritic = actor_critic_for(observation_space, action_space, network_options(saved), device)
     elif payload["script"] == "main_atari":
-        from networks.cnn import NatureCNNActorCritic
+        from networks.cnn import CNNActorCritic
         from wrappers.atari import check_atari_env, make_atari_env
 
         check_atari_env(env_id)
         env = make_atari_env(env_id, video_dir, evaluation=True, every_episode=True)
-        agent = NatureCNNActorCritic(env.observation_space, env.action_space, device=device)
+        agent = CNNActorCritic(env.observation_space, env.action_space, device=device)
     else:
         raise UsageError(f"argument PATH: checkpoint of an unknown script {payload['script']!r}")
     agent.load_state_dict(payload["model"])

@@ -74,6 +74,15 @@ TUNED: dict[str, Row] = {
         num_envs=1, num_steps_collected=512, num_mini_batches=16, num_epochs=20, learning_rate=5.05041e-05,
         anneal_lr=False, gae_gamma=0.99, gae_lambda=0.95, clip_coeff=0.1, ent_loss_coeff=0.000585045,
         value_loss_coeff=0.871923, max_gradient=1.0, total_timesteps=1_000_000)),
+    "CarRacing-v3": Row(f"{ZOO} CarRacing-v0: its preprocessing (resize 64, grayscale, frame stack 2, rewards "
+                        "normalized, observations not), learning rate lin_1e-4 and log-std -2; left out: gSDE "
+                        "(use_sde), its FrameSkip 2 wrapper, the heads' 256-unit GELU layers after the CNN and "
+                        "ortho_init=False (this trainer's CNN heads are linear on the CNN's 512 features, "
+                        "orthogonally initialized, as for Atari); 1M steps of the zoo's 4M", dict(
+        num_envs=8, num_steps_collected=512, num_mini_batches=32, num_epochs=10, learning_rate=1e-4,
+        gae_gamma=0.99, gae_lambda=0.95, clip_coeff=0.2, ent_loss_coeff=0.0, value_loss_coeff=0.5, max_gradient=0.5,
+        initial_log_std=-2.0, normalize_observation=False, frame_stack=2, grayscale=True, resize=[64, 64],
+        total_timesteps=1_000_000)),
     "Ant-v5": Row(f"{ZOO} Ant-v3 (SB3's defaults, normalize)", dict(
         **SB3_DEFAULTS, anneal_lr=False, total_timesteps=1_000_000)),
     "Humanoid-v5": Row(f"{ZOO} Humanoid-v3", dict(

@@ -11,7 +11,7 @@ import torch
 from conftest import ROOT
 
 from networks import MLPActorCritic
-from networks.cnn import NatureCNNActorCritic
+from networks.cnn import CNNActorCritic
 from ppo.adam import Adam, flat_views
 
 FRAMES = gym.spaces.Box(0, 255, (4, 84, 84), dtype="uint8")
@@ -22,7 +22,7 @@ def agents():
     torch.manual_seed(0)
     return [MLPActorCritic(gym.spaces.Box(-1.0, 1.0, (4,)), gym.spaces.Discrete(2)),
             MLPActorCritic(gym.spaces.Box(-1.0, 1.0, (4,)), gym.spaces.Box(-2.0, 2.0, (2,))),  # with log-std
-            NatureCNNActorCritic(FRAMES, gym.spaces.Discrete(4), device="cpu")]  # channels_last weights
+            CNNActorCritic(FRAMES, gym.spaces.Discrete(4), device="cpu")]  # channels_last weights
 
 
 def steps(optimizers, agents_, generator, learning_rates):

@@ -14,7 +14,7 @@ from conftest import ROOT, only_run_dir
 import main
 import main_atari
 from networks import MLPActorCritic
-from networks.cnn import NatureCNNActorCritic
+from networks.cnn import CNNActorCritic
 from ppo import evaluate
 from ppo.buffer import Batch
 from ppo.config import TrainConfig
@@ -32,7 +32,7 @@ def make_agent(kind: str, device: str) -> torch.nn.Module:
     torch.manual_seed(0)  # initialized on the CPU, then moved: the same weights on either device
     if kind == "mlp":
         return MLPActorCritic(gym.spaces.Box(-1.0, 1.0, (4,)), gym.spaces.Box(-1.0, 1.0, (2,)), device=device)
-    return NatureCNNActorCritic(FRAMES, gym.spaces.Discrete(6), device=device)
+    return CNNActorCritic(FRAMES, gym.spaces.Discrete(6), device=device)
 
 
 def make_batch(kind: str, device: str) -> Batch:

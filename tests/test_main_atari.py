@@ -8,7 +8,7 @@ import torch
 from conftest import ROOT, TAGS, assert_usage_error, only_run_dir, read_scalars
 
 import main_atari
-from networks.cnn import NatureCNNActorCritic
+from networks.cnn import CNNActorCritic
 
 
 def test_help_shows_the_atari_description(capsys):
@@ -38,7 +38,7 @@ def test_two_updates_write_tensorboard_and_model(tmp_path, capsys):
     assert saved["args"]["env_backend"] == "ale-vector"  # what --env-backend auto chose, recorded
     import gymnasium as gym
     import numpy as np
-    agent = NatureCNNActorCritic(gym.spaces.Box(0, 255, (4, 84, 84), np.uint8), gym.spaces.Discrete(4))
+    agent = CNNActorCritic(gym.spaces.Box(0, 255, (4, 84, 84), np.uint8), gym.spaces.Discrete(4))
     agent.load_state_dict(saved["model"])
     assert "512 steps in" in capsys.readouterr().out
 
@@ -46,7 +46,7 @@ def test_two_updates_write_tensorboard_and_model(tmp_path, capsys):
 def test_nature_cnn_scales_uint8_inside():
     import gymnasium as gym
     import numpy as np
-    agent = NatureCNNActorCritic(gym.spaces.Box(0, 255, (4, 84, 84), np.uint8), gym.spaces.Discrete(6))
+    agent = CNNActorCritic(gym.spaces.Box(0, 255, (4, 84, 84), np.uint8), gym.spaces.Discrete(6))
     frames = torch.randint(0, 256, (3, 4, 84, 84), dtype=torch.uint8)
     action, logprob, value = agent.act(frames)
     assert action.shape == (3,) and value.shape == (3,)

@@ -9,15 +9,15 @@ from conftest import only_run_dir
 import main
 import main_atari
 import ppo.config
-from networks.cnn import NatureCNNActorCritic
+from networks.cnn import CNNActorCritic
 from ppo.update import mixed_precision
 
 FRAMES = gym.spaces.Box(0, 255, (4, 84, 84), np.uint8)
 
 
-def make_cnn() -> NatureCNNActorCritic:
+def make_cnn() -> CNNActorCritic:
     torch.manual_seed(0)
-    return NatureCNNActorCritic(FRAMES, gym.spaces.Discrete(4), device="cpu")
+    return CNNActorCritic(FRAMES, gym.spaces.Discrete(4), device="cpu")
 
 
 def test_bf16_runs_the_convolutions_in_bfloat16_and_hands_back_float32():
@@ -43,13 +43,13 @@ def test_every_forward_of_a_run_uses_the_chosen_precision(bf16, tmp_path, monkey
     """Rollout inference, bootstrap values and the update all run in the same precision, so the update's first
     ratio compares the network with itself, not float32 log-probabilities with bfloat16 ones."""
     calls = []
-    forward = NatureCNNActorCritic.forward
+    forward = CNNActorCritic.forward
 
     def spy(self, obs):
         calls.append((torch.is_autocast_enabled("cpu"), torch.is_grad_enabled()))
         return forward(self, obs)
 
-    monkeypatch.setattr(NatureCNNActorCritic, "forward", spy)
+    monkeypatch.setattr(CNNActorCritic, "forward", spy)
     log_dir = tmp_path / "runs"
     assert main_atari.main(["--environment-id", "ALE/Breakout-v5", "--num-envs", "2", "--num-steps-collected",
                             "16", "--num-mini-batches", "2", "--num-epochs", "1", "--total-timesteps", "32",

@@ -14,7 +14,7 @@ import main_atari
 import ppo.rollout
 import ppo.train
 from networks import MLPActorCritic
-from networks.cnn import NatureCNNActorCritic
+from networks.cnn import CNNActorCritic
 from networks.heads import CategoricalHead
 
 FLAGS = ["--num-envs", "2", "--num-steps-collected", "16", "--num-mini-batches", "2", "--num-epochs", "1",
@@ -38,7 +38,7 @@ def test_stored_log_probs_and_values_belong_to_the_stored_steps(entry, env_id, b
     assert entry(["--environment-id", env_id, *FLAGS, "--log-dir", str(tmp_path / "runs")]) == 0
     (agent, batch), = seen
     assert agent.separate_critic is batched
-    assert isinstance(agent, MLPActorCritic if batched else NatureCNNActorCritic)
+    assert isinstance(agent, MLPActorCritic if batched else CNNActorCritic)
     assert len(batch.obs) == 32
 
     with torch.no_grad():

@@ -76,19 +76,6 @@ def test_each_observation_space_learns_the_corridor(kind, tmp_path, capsys):
     assert mean_return > 0.8, summary  # best 0.97; walking at random mostly runs out of time below 0
 
 
-def test_images_still_point_to_main_atari(capsys):
-    gym.register("Frames-v0", entry_point=lambda: _Frames())
-    with pytest.raises(SystemExit) as exit_info:
-        main.main(["--environment-id", "Frames-v0", "--no-progress"])
-    assert exit_info.value.code == 2 and "use main_atari.py" in capsys.readouterr().err
-
-
-class _Frames(ShapedCorridor):
-    def __init__(self) -> None:
-        super().__init__()
-        self.observation_space = gym.spaces.Box(0, 255, (4, 84, 84), np.uint8)
-
-
 class ActionCorridor(ShapedCorridor):
     """The corridor driven through another action space: MultiDiscrete([2, 3]) (the first part moves, the second
     is ignored), MultiBinary(2) (bit 0 moves right, bit 1 is ignored) or a Box (right where positive)."""
