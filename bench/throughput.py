@@ -4,6 +4,7 @@
     python bench/throughput.py --preset cartpole            # CartPole-v1, main.py defaults
     python bench/throughput.py --preset atari               # Breakout, main_atari.py defaults
     python bench/throughput.py --preset atari --use-gpu --steps 32768   # both sides on CUDA
+    python bench/throughput.py --preset image               # a 64x64 RGB image env of the tests, main.py defaults
     python bench/throughput.py --whole-process --repeats 5  # `python main.py` as a user times it, start-up included
 
 Both sides train the same env with the same env count, rollout length, minibatches, epochs and network, in
@@ -31,6 +32,10 @@ ROOT = Path(__file__).resolve().parent.parent
 PRESETS = {
     "cartpole": dict(script="main.py", env_id="CartPole-v1", num_envs=4, steps=40_960),
     "atari": dict(script="main_atari.py", env_id="ALE/Breakout-v5", num_envs=8, steps=8_192),
+    # tests/image_envs.py's cue, 64x64 RGB: the Nature CNN on both sides (SB3's CnnPolicy), a fast env, so that
+    # the figure measures the trainers rather than the env (CarRacing-v3 steps about 180 times a second a core).
+    "image": dict(script="main.py", env_id="tests.image_envs:PixelCue-v0", env_kwargs={"size": 64}, num_envs=4,
+                  steps=16_384),
 }
 SPS_LINE = re.compile(r"steps in ([\d.]+) s \(([\d,]+) SPS\)")
 PHASES = re.compile(r"(\w+) ([\d.]+) s \((\d+)%\)")
@@ -41,6 +46,7 @@ def run_ours(preset: dict, extra: list[str]) -> tuple[float, dict[str, float]]:
         out = subprocess.run(
             [sys.executable, str(ROOT / preset["script"]), "--environment-id", preset["env_id"],
              "--num-envs", str(preset["num_envs"]), "--total-timesteps", str(preset["steps"]),
+             *[f"--env-kwargs={key}={value}" for key, value in preset.get("env_kwargs", {}).items()],
              "--log-dir", log_dir, "--no-progress", "--timings", *extra],
             check=True, capture_output=True, text=True, cwd=ROOT).stdout
     sps = float(SPS_LINE.search(out).group(2).replace(",", ""))
@@ -53,17 +59,22 @@ def sb3_worker(preset_name: str, device: str, subproc: bool) -> None:
     import torch
     from stable_baselines3 import PPO
 
+    sys.path.insert(0, str(ROOT))  # tests.image_envs, for the image preset
     preset = PRESETS[preset_name]
     lr0 = 2.5e-4
     common = dict(learning_rate=lambda remaining: lr0 * remaining, n_steps=128, n_epochs=4, gamma=0.99,
                   gae_lambda=0.95, ent_coef=0.01, vf_coef=0.5, max_grad_norm=0.5, seed=1, device=device)
-    if preset_name == "cartpole":
+    if preset_name in ("cartpole", "image"):
         from stable_baselines3.common.env_util import make_vec_env
         from stable_baselines3.common.vec_env import VecNormalize
 
-        envs = VecNormalize(make_vec_env(preset["env_id"], n_envs=preset["num_envs"], seed=1), norm_obs=False)
-        model = PPO("MlpPolicy", envs, batch_size=128, clip_range=0.2, clip_range_vf=0.2,
-                    policy_kwargs=dict(net_arch=dict(pi=[64, 64], vf=[64, 64]), activation_fn=torch.nn.Tanh),
+        # main.py's defaults: rewards scaled, observations not normalized (Discrete actions; images never).
+        envs = VecNormalize(make_vec_env(preset["env_id"], n_envs=preset["num_envs"], seed=1,
+                                         env_kwargs=preset.get("env_kwargs")), norm_obs=False)
+        # The image preset: SB3's CnnPolicy is the Nature CNN (512 features) with linear heads, as main.py's.
+        policy, policy_kwargs = ("CnnPolicy", {}) if preset_name == "image" else \
+            ("MlpPolicy", dict(net_arch=dict(pi=[64, 64], vf=[64, 64]), activation_fn=torch.nn.Tanh))
+        model = PPO(policy, envs, batch_size=128, clip_range=0.2, clip_range_vf=0.2, policy_kwargs=policy_kwargs,
                     **common)
     else:
         import ale_py

@@ -175,6 +175,7 @@ def build_parser(script: ScriptFlags) -> TrainingParser:
             parser.flag(parser, flag, type=kind, default=kind(default_text), help=help_text, resume=resume)
     add_extra_flags(parser, script)
     add_checkpoint_flags(parser)
+    add_evaluation_flags(parser)
     return parser
 
 
@@ -229,6 +230,22 @@ def add_checkpoint_flags(parser: TrainingParser) -> None:
     parser.flag(saving, "--resume", metavar="PATH", default=None, resume=FROM_COMMAND_LINE,
                 help="continue the run in PATH (its run directory or one of its checkpoint files) with its "
                      "saved flags, in the same run directory (default: None)")
+
+
+def add_evaluation_flags(parser: TrainingParser) -> None:
+    """Evaluation during training (ppo/periodic_eval.py): kept on resume, so a run's evaluations compare."""
+    group = parser.add_argument_group("evaluation during training")
+    parser.flag(group, "--eval-every", type=count, default=None, metavar="N", resume=KEPT,
+                help="every N env steps, play --eval-episodes whole episodes on an env of its own, log eval/* to "
+                     "TensorBoard and evaluations.csv, and keep the best policy as best_model.pt (default: off)")
+    parser.flag(group, "--eval-episodes", type=count, default=5, metavar="K", resume=KEPT,
+                help="episodes of each evaluation (default: 5)")
+    parser.flag(group, "--eval-stochastic", action="store_true", resume=KEPT,
+                help="sample the evaluation's actions; main.py evaluates the deterministic policy otherwise "
+                     "(default: False)")
+    parser.flag(group, "--eval-deterministic", action="store_true", resume=KEPT,
+                help="the deterministic policy in evaluation; main_atari.py samples otherwise, as "
+                     "rl-baselines3-zoo does (default: False)")
 
 
 def add_atari_flags(parser: TrainingParser) -> None:
@@ -320,6 +337,10 @@ def check_batch(args: argparse.Namespace) -> None:
             f"{args.num_steps_collected} = {batch} samples does not split into {args.num_mini_batches} "
             "equal mini-batches"
         )
+    if args.eval_every is not None and args.eval_every < batch:
+        raise UsageError(f"argument --eval-every: {args.eval_every} steps is less than one rollout (--num-envs "
+                         f"{args.num_envs} × --num-steps-collected {args.num_steps_collected} = {batch}): "
+                         "evaluations happen between updates")
 
 
 def select_device(use_gpu: bool) -> torch.device:

@@ -168,5 +168,5 @@ class SharedLogger:
     def mean_recent_return(self) -> float:
         return self.logger.mean_recent_return if self.logger is not None else float("nan")
 
-    def close(self, global_step: int, steps: int, seconds: float) -> str:
-        return self.logger.close(global_step, steps, seconds) if self.logger is not None else ""
+    def close(self, global_step: int, steps: int, seconds: float, extra: str = "") -> str:
+        return self.logger.close(global_step, steps, seconds, extra) if self.logger is not None else ""

@@ -1,6 +1,6 @@
 """Play whole episodes with a trained agent of either script and report its returns.
 
-    python -m ppo.evaluate PATH --episodes N [--deterministic] [--capture-video] [--use-gpu]
+    python -m ppo.evaluate PATH --episodes N [--deterministic] [--best] [--capture-video] [--use-gpu]
 
 PATH is a run directory (its model.pt, or its newest checkpoint while the run is unfinished) or a checkpoint
 file. The env is rebuilt from the saved flags; Atari games are played whole with their real score (no reward
@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
@@ -23,6 +24,8 @@ from ppo import checkpoint
 from ppo.cli import OneLineParser, UsageError, check_directory, checked, count, seed_number
 from ppo.config import select_device
 from ppo.normalize import ObservationNormalizer
+
+BEST_MODEL_FILE = "best_model.pt"  # written by evaluation during training (ppo/periodic_eval.py)
 
 
 @dataclass
@@ -45,38 +48,50 @@ def build_parser() -> OneLineParser:
                         help="where the videos go (default: videos/<run name>-eval)")
     parser.add_argument("--seed", type=seed_number, default=0,
                         help="seed of the first episode's reset (default: 0)")
+    parser.add_argument("--best", action="store_true",
+                        help="play the run's best_model.pt, the best policy of its evaluations during training "
+                             "(--eval-every), instead of its final model (default: False)")
     parser.add_argument("--use-gpu", action="store_true", help="run the network on CUDA (default: False)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar (default: False)")
     return parser
 
 
-def make_env_and_agent(payload: dict, video_dir: str | None, device: torch.device
-                       ) -> tuple[gym.Env, ActorCritic, ObservationNormalizer | None]:
-    """The env the agent was trained on (one copy, evaluation variant) and the agent with its saved weights."""
-    env_id = payload["env_id"]
-    if payload["script"] == "main":
-        from networks import actor_critic_for
-        from networks.mlp import network_options
+def make_env(script: str, env_id: str, saved: dict, video_dir: str | None = None) -> tuple[gym.Env, gym.Space]:
+    """One env of the kind a run of ``script`` with flags ``saved`` trained on, evaluation variant (Atari: whole
+    games on the gymnasium backend, real scores), and the observation space its network reads; runs saved
+    before a flag existed get its default."""
+    if script == "main":
         from wrappers.classic import check_classic_env, make_classic_env
         from wrappers.images import ImageOptions
 
-        saved = payload["args"]  # runs saved before a flag existed: its default
         env_kwargs, wrappers, images = dict(saved.get("env_kwargs", [])), saved.get("env_wrapper", []), \
             ImageOptions.from_args(saved)
-        observation_space, action_space = check_classic_env(env_id, video_dir is not None, env_kwargs, wrappers,
-                                                            images)
-        env = make_classic_env(env_id, video_dir, every_episode=True, env_kwargs=env_kwargs, env_wrappers=wrappers,
-                               images=images)
-        agent: ActorCritic = actor_critic_for(observation_space, action_space, network_options(saved), device)
-    elif payload["script"] == "main_atari":
-        from networks.cnn import CNNActorCritic
+        observation_space, _ = check_classic_env(env_id, video_dir is not None, env_kwargs, wrappers, images)
+        return make_classic_env(env_id, video_dir, every_episode=True, env_kwargs=env_kwargs, env_wrappers=wrappers,
+                                images=images), observation_space
+    if script == "main_atari":
         from wrappers.atari import check_atari_env, make_atari_env
 
         check_atari_env(env_id)
         env = make_atari_env(env_id, video_dir, evaluation=True, every_episode=True)
-        agent = CNNActorCritic(env.observation_space, env.action_space, device=device)
+        return env, env.observation_space
+    raise UsageError(f"argument PATH: checkpoint of an unknown script {script!r}")
+
+
+def make_env_and_agent(payload: dict, video_dir: str | None, device: torch.device
+                       ) -> tuple[gym.Env, ActorCritic, ObservationNormalizer | None]:
+    """The env the agent was trained on (one copy, evaluation variant) and the agent with its saved weights."""
+    env, observation_space = make_env(payload["script"], payload["env_id"], payload["args"], video_dir)
+    if payload["script"] == "main":
+        from networks import actor_critic_for
+        from networks.mlp import network_options
+
+        agent: ActorCritic = actor_critic_for(observation_space, env.action_space, network_options(payload["args"]),
+                                              device)
     else:
-        raise UsageError(f"argument PATH: checkpoint of an unknown script {payload['script']!r}")
+        from networks.cnn import CNNActorCritic
+
+        agent = CNNActorCritic(observation_space, env.action_space, device=device)
     agent.load_state_dict(payload["model"])
     normalizer = None
     if payload["obs_rms"] is not None:
@@ -110,12 +125,22 @@ def evaluate(env: gym.Env, agent: ActorCritic, normalizer: ObservationNormalizer
     return Evaluation(np.array(returns), np.array(lengths))
 
 
+def best_model_path(path_text: str) -> str:
+    """A run directory's best_model.pt, for --best; a UsageError where the run has none."""
+    best = Path(path_text) / BEST_MODEL_FILE
+    if not best.is_file():
+        raise UsageError(f"argument --best: {path_text!r} has no {BEST_MODEL_FILE}: no evaluation ran during its "
+                         "training (train with --eval-every N), or PATH is not a run directory")
+    return str(best)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
 
     def check():
-        loaded = checkpoint.load(args.path, "argument PATH", prefer_model=True)
+        loaded = checkpoint.load(best_model_path(args.path) if args.best else args.path, "argument PATH",
+                                 prefer_model=True)
         video_dir = (args.video_dir or f"videos/{loaded.run_dir.name}-eval") if args.capture_video else None
         if video_dir:
             check_directory(video_dir, "--video-dir" if args.video_dir else "--capture-video")

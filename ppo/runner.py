@@ -12,6 +12,7 @@ import sys
 import time
 import traceback
 from collections.abc import Callable, Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -25,6 +26,7 @@ from ppo.config import EXTENDABLE, TrainConfig, TrainingParser, check_bf16
 from ppo.distributed import OtherRankFailed, SharedLogger, launched_world_size, start_world
 from ppo.faults import EnvError, NonFiniteError, check_weights
 from ppo.normalize import ObservationNormalizer, RewardScaler
+from ppo.periodic_eval import PeriodicEvaluation
 from ppo.rng import seed_everything
 from ppo.state import TrainState
 from ppo.tracking import RunLogger, run_name
@@ -265,20 +267,33 @@ def run_training(args: argparse.Namespace, script: str, make_envs: Callable[[str
                        ) if world.is_main else None
     shared = SharedLogger(logger, world) if world.size > 1 else logger
     checkpoints = Checkpoints(run_dir, args, script, cfg) if world.is_main else None
+    # Rank 0 evaluates (ppo/periodic_eval.py), before the update's checkpoint, so a checkpoint never predates it.
+    evaluation = PeriodicEvaluation(args, script, run_dir, logger, device, state.global_step, world.size) \
+        if args.eval_every and world.is_main else None
+    hooks = [hook for hook in (evaluation, checkpoints) if hook is not None]
     with StopSignals(grace=5.0 if world.size > 1 else 0.0) as signals, cpu_threads(args.cpu_threads):
         try:
             result = train(envs, state, cfg, device, shared, signals.requested,
-                           checkpoints.after_update if checkpoints else None, world)
+                           partial(after_each_update, hooks) if hooks else None, world)
         except (NonFiniteError, EnvError) as error:
             close_quietly(envs)
             shared.close(state.global_step, 0, 0.0)
             code = report_fault(error, args, script, state, run_dir, checkpoints)
             world.close()
             return code
+        finally:
+            if evaluation is not None:
+                evaluation.close()
     envs.close()
-    code = finish_run(result, state, cfg, shared, checkpoints, signals, args, script)
+    code = finish_run(result, state, cfg, shared, checkpoints, signals, args, script,
+                      evaluation.summary() if evaluation else "")
     world.close()
     return code
+
+
+def after_each_update(hooks: list[PeriodicEvaluation | Checkpoints], state: TrainState) -> None:
+    for hook in hooks:
+        hook.after_update(state)
 
 
 def report_fault(error: NonFiniteError | EnvError, args: argparse.Namespace, script: str, state: TrainState,
@@ -299,18 +314,20 @@ def report_fault(error: NonFiniteError | EnvError, args: argparse.Namespace, scr
 
 
 def finish_run(result: TrainResult, state: TrainState, cfg: TrainConfig, logger: RunLogger | SharedLogger,
-               checkpoints: Checkpoints | None, signals: StopSignals, args: argparse.Namespace, script: str) -> int:
-    """A stopped run's checkpoint and resume command, or a finished run's model.pt; the summary line. (Ranks
-    other than 0, without ``checkpoints``, only end.)"""
+               checkpoints: Checkpoints | None, signals: StopSignals, args: argparse.Namespace, script: str,
+               evaluations: str = "") -> int:
+    """A stopped run's checkpoint and resume command, or a finished run's model.pt; the summary line (with
+    ``evaluations``, what evaluation during training did). (Ranks other than 0, without ``checkpoints``, only
+    end.)"""
     if checkpoints is None:
         logger.close(result.global_step, result.steps, result.seconds)
         return EXIT_INTERRUPTED if result.interrupted else 0
     if result.interrupted:
         saved = checkpoints.save(state)
-        print(logger.close(result.global_step, result.steps, result.seconds))
+        print(logger.close(result.global_step, result.steps, result.seconds, evaluations))
         return report_stop(signals.received, state, cfg, saved, args, script)
     checkpoints.save_model(state)
-    print(logger.close(result.global_step, result.steps, result.seconds))
+    print(logger.close(result.global_step, result.steps, result.seconds, evaluations))
     if args.timings:
         print("time per phase: " + ", ".join(f"{name} {seconds:.2f} s ({seconds / result.seconds:.0%})"
                                               for name, seconds in result.phase_seconds.items()))

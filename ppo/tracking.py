@@ -140,9 +140,9 @@ class RunLogger:
         self.bar.set_postfix(SPS=f"{sps:,.0f}", ret=f"{self.mean_recent_return:.1f}", refresh=False)
         self.bar.update(global_step - self.bar.n)
 
-    def close(self, global_step: int, steps: int, seconds: float) -> str:
+    def close(self, global_step: int, steps: int, seconds: float, extra: str = "") -> str:
         """Closes the writer and bar; returns the one-line summary of the run (``steps`` of which were done
-        by this process, in ``seconds``)."""
+        by this process, in ``seconds``; ``extra``, such as the evaluations' time, before the run directory)."""
         self.bar.close()
         self._to_writer(lambda stream: stream.close())  # end of input: the writer writes what it has and exits
         self.events.wait()
@@ -150,4 +150,4 @@ class RunLogger:
                    if self.recent_returns else "no episode finished yet")
         resumed = f" (resumed at {global_step - steps:,})" if steps != global_step else ""
         return (f"{global_step:,} steps{resumed} in {seconds:.1f} s ({steps / max(seconds, 1e-9):,.0f} SPS); "
-                f"{returns}; run directory: {self.run_dir}")
+                f"{returns}; {extra + '; ' if extra else ''}run directory: {self.run_dir}")

@@ -92,3 +92,12 @@ def test_torchrun_one_rank_with_nccl_on_cuda(tmp_path):
                          env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert run.returncode == 0, run.stderr[-2000:]
     assert torch.load(only_run_dir(tmp_path) / "model.pt", weights_only=True)["global_step"] == 2048
+
+
+@pytest.mark.parametrize("env_flags", [["image_envs:PixelCue-v0", "--frame-stack", "2"], ["image_envs:CueAndFlip-v0"]])
+def test_image_and_dict_observations_train_on_cuda(env_flags, tmp_path, monkeypatch):
+    monkeypatch.syspath_prepend(str(ROOT / "tests"))
+    flags = ["--environment-id", *env_flags, "--num-envs", "8", "--num-steps-collected", "32", "--total-timesteps",
+             "2048", "--no-progress", "--log-dir", str(tmp_path / "runs")]
+    assert main.main(["--use-gpu", *flags]) == 0
+    assert evaluate.main([str(only_run_dir(tmp_path / "runs")), "--episodes", "2", "--no-progress"]) == 0  # CPU

@@ -4,6 +4,7 @@ import subprocess
 import sys
 
 import gymnasium as gym
+import numpy as np
 import pytest
 import torch
 from conftest import ROOT, TAGS, assert_usage_error, only_run_dir, read_scalars
@@ -90,10 +91,21 @@ class TextObservation(gym.Env):
 
 gym.register("TextObservation-v0", entry_point=TextObservation)
 
+
+class VolumeObservation(TextObservation):
+    """A uint8 array that is no image: 10 channels at either end."""
+
+    observation_space = gym.spaces.Box(0, 255, (10, 10, 10), np.uint8)
+
+
+gym.register("VolumeObservation-v0", entry_point=VolumeObservation)
+
 BAD_INPUTS = [
     (["--environment-id", "NoSuchEnv-v0"], "--environment-id"),
     (["--environment-id", "ALE/Pong-v5"], "main_atari.py"),
-    (["--environment-id", "CarRacing-v3"], "main_atari.py"),
+    (["--environment-id", "VolumeObservation-v0"], "as an image"),
+    (["--eval-every", "100"], "one rollout"),
+    (["--eval-episodes", "0"], "--eval-episodes"),
     (["--environment-id", "TextObservation-v0"], "--environment-id"),
     (["--num-envs", "0"], "--num-envs"),
     (["--num-steps-collected", "-5"], "--num-steps-collected"),
