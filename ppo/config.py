@@ -176,6 +176,7 @@ def build_parser(script: ScriptFlags) -> TrainingParser:
     add_extra_flags(parser, script)
     add_checkpoint_flags(parser)
     add_evaluation_flags(parser)
+    add_tracking_flags(parser)
     return parser
 
 
@@ -246,6 +247,20 @@ def add_evaluation_flags(parser: TrainingParser) -> None:
     parser.flag(group, "--eval-deterministic", action="store_true", resume=KEPT,
                 help="the deterministic policy in evaluation; main_atari.py samples otherwise, as "
                      "rl-baselines3-zoo does (default: False)")
+
+
+def add_tracking_flags(parser: TrainingParser) -> None:
+    """Weights & Biases, named as CleanRL names them (ppo/tracking.py WandbMirror); where a run is watched from is
+    the resuming command's choice."""
+    group = parser.add_argument_group("experiment tracking")
+    parser.flag(group, "--track", action="store_true", resume=FROM_COMMAND_LINE,
+                help="mirror the run to Weights & Biases: every TensorBoard scalar, the flags, videos and the "
+                     "evaluation table (pip install -r requirements-track.txt; WANDB_MODE=offline works without "
+                     "a network) (default: False)")
+    parser.flag(group, "--wandb-project-name", default="ppo-gymnasium", resume=FROM_COMMAND_LINE,
+                help="the W&B project (default: ppo-gymnasium)")
+    parser.flag(group, "--wandb-entity", default=None, resume=FROM_COMMAND_LINE,
+                help="the W&B team or user (default: your default entity)")
 
 
 def add_atari_flags(parser: TrainingParser) -> None:
@@ -319,9 +334,20 @@ def add_normalization_flags(parser: TrainingParser) -> None:
                                   "False)")
 
 
+def check_tracking(track: bool) -> None:
+    """--track needs wandb, which is optional: without it, one line saying how to install it."""
+    if track:
+        try:
+            import wandb  # noqa: F401
+        except ImportError:
+            raise UsageError("argument --track: Weights & Biases is not installed: pip install -r "
+                             "requirements-track.txt") from None
+
+
 def check_output_paths(args: argparse.Namespace) -> None:
     """Where the run will write: the log directory (a resumed run writes into its own run directory) and, with
-    --capture-video, videos/."""
+    --capture-video, videos/; with --track, that wandb is there to write to."""
+    check_tracking(args.track)
     if args.resume is None:
         check_directory(args.log_dir, "--log-dir")
     if args.capture_video:

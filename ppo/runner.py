@@ -29,7 +29,7 @@ from ppo.normalize import ObservationNormalizer, RewardScaler
 from ppo.periodic_eval import PeriodicEvaluation
 from ppo.rng import seed_everything
 from ppo.state import TrainState
-from ppo.tracking import RunLogger, run_name
+from ppo.tracking import RunLogger, WandbMirror, run_name
 from ppo.train import TrainResult, clip_coef_at, learning_rate_at, train
 from ppo.tuned import tuned_flags
 from ppo.update import make_optimizer
@@ -262,9 +262,10 @@ def run_training(args: argparse.Namespace, script: str, make_envs: Callable[[str
         checkpoint.restore(state, resumed.payload)
         if world.size > 1:  # the checkpoint holds rank 0's generators: the others draw their own
             seed_everything(args.seed + world.rank + state.global_step, args.deterministic_torch)
+    mirror = WandbMirror(args, run_dir) if args.track and world.is_main else None
     logger = RunLogger(run_dir, args, cfg.num_updates * cfg.steps_per_update,
-                       show_progress=sys.stdout.isatty() and not args.no_progress, start_step=state.global_step
-                       ) if world.is_main else None
+                       show_progress=sys.stdout.isatty() and not args.no_progress, start_step=state.global_step,
+                       mirror=mirror) if world.is_main else None
     shared = SharedLogger(logger, world) if world.size > 1 else logger
     checkpoints = Checkpoints(run_dir, args, script, cfg) if world.is_main else None
     # Rank 0 evaluates (ppo/periodic_eval.py), before the update's checkpoint, so a checkpoint never predates it.
@@ -284,6 +285,8 @@ def run_training(args: argparse.Namespace, script: str, make_envs: Callable[[str
         finally:
             if evaluation is not None:
                 evaluation.close()
+            if mirror is not None:
+                mirror.finish(run_dir, Path(video_dir) if args.capture_video else None)
     envs.close()
     code = finish_run(result, state, cfg, shared, checkpoints, signals, args, script,
                       evaluation.summary() if evaluation else "")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import csv
 import subprocess
 import sys
 import time
@@ -60,14 +61,60 @@ def hyperparameter_table(args: argparse.Namespace) -> str:
     return f"|param|value|\n|-|-|\n{rows}"
 
 
+class WandbMirror:
+    """--track: Weights & Biases gets every scalar TensorBoard gets (at its global step), the flags as its config,
+    the run's name, and at the end its videos and the evaluation table (evaluations.csv). Its files go into
+    ``<run dir>/wandb`` (WANDB_MODE=offline keeps them there, to sync later with ``wandb sync``). A resumed run
+    continues the same W&B run (its id is the run directory's name)."""
+
+    def __init__(self, args: argparse.Namespace, run_dir: Path) -> None:
+        import wandb
+
+        self.wandb = wandb
+        self.run = wandb.init(project=args.wandb_project_name, entity=args.wandb_entity, name=run_dir.name,
+                              id=wandb_id(run_dir.name), resume="allow", dir=str(run_dir), config=vars(args))
+        # Every log call is a row of its own with the global step as its x axis: several episodes may end at
+        # one step, which one row per step would merge.
+        self.run.define_metric("global_step")
+        self.run.define_metric("*", step_metric="global_step")
+
+    def log(self, values: list[tuple[str, float]], global_step: int) -> None:
+        row: dict[str, float] = {}
+        for tag, value in values:
+            if tag in row:  # another episode at the same step: a row of its own
+                self.run.log({**row, "global_step": global_step})
+                row = {}
+            row[tag] = value
+        self.run.log({**row, "global_step": global_step})
+
+    def finish(self, run_dir: Path, video_dir: Path | None) -> None:
+        evaluations = run_dir / "evaluations.csv"
+        if evaluations.is_file():
+            self.run.log({"eval/table": self.wandb.Table(**read_table(evaluations))})
+        for video in sorted(video_dir.rglob("*.mp4")) if video_dir is not None and video_dir.is_dir() else []:
+            self.run.log({"videos": self.wandb.Video(str(video), format="mp4")})
+        self.run.finish()
+
+
+def wandb_id(name: str) -> str:
+    """A W&B run id from a run directory's name (W&B ids take no ':', '/' or '\\')."""
+    return "".join(c if c.isalnum() or c in "-_." else "-" for c in name)[:128]
+
+
+def read_table(path: Path) -> dict[str, list]:
+    with open(path, newline="") as file:
+        rows = list(csv.reader(file))
+    return {"columns": rows[0], "data": rows[1:]}
+
+
 class RunLogger:
     """TensorBoard writer plus the terminal view of a run. Created only once every input has been checked."""
 
     def __init__(self, run_dir: Path, args: argparse.Namespace, total_steps: int, show_progress: bool,
-                 recent: int = 20, start_step: int = 0) -> None:
+                 recent: int = 20, start_step: int = 0, mirror: WandbMirror | None = None) -> None:
         """``start_step`` > 0 continues a run: TensorBoard drops what the run logged after that step (a rollout
-        that was interrupted) and the new events follow on from it."""
-        self.run_dir = run_dir
+        that was interrupted) and the new events follow on from it. ``mirror`` (--track) gets every scalar too."""
+        self.run_dir, self.mirror = run_dir, mirror
         run_dir.mkdir(parents=True, exist_ok=True)
         # The event file is written by a child process (ppo/event_writer.py, which says why); in a session of its
         # own, so that a Ctrl-C meant for training does not cut it off before the last events are written.
@@ -113,7 +160,9 @@ class RunLogger:
     def add_scalars(self, values: dict[str, float] | list[tuple[str, float]], global_step: int) -> None:
         """Scalars at one step as one TensorBoard event (a Summary with several values, as ``add_scalar``
         writes each of them): tensorboard's writer pays its costs per event."""
-        items = values.items() if isinstance(values, dict) else values
+        items = list(values.items()) if isinstance(values, dict) else values
+        if self.mirror is not None:
+            self.mirror.log(items, global_step)
         self.add_event(Event(step=global_step, summary=Summary(
             value=[Summary.Value(tag=tag, simple_value=float(value)) for tag, value in items])))
 

@@ -1,10 +1,11 @@
 import argparse
 import gc
 import os
+import sys
 
 import numpy as np
 import pytest
-from conftest import read_scalars
+from conftest import TAGS, only_run_dir, read_scalars
 
 from ppo.tracking import RunLogger
 
@@ -48,3 +49,31 @@ def test_training_goes_on_when_the_event_writer_is_gone(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.count("TensorBoard events") == 1 and err.startswith("warning: TensorBoard events are no longer written")
     assert "Exception ignored" not in err
+
+
+def test_track_offline_mirrors_the_run_into_its_directory(tmp_path, monkeypatch, capsys):
+    """WANDB_MODE=offline: W&B writes its run into <run dir>/wandb; the scalars TensorBoard gets, the evaluation
+    table and the flags (its config) are in it."""
+    import main
+
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.chdir(tmp_path)
+    assert main.main(["--track", "--total-timesteps", "2048", "--eval-every", "1024", "--no-progress",
+                      "--log-dir", str(tmp_path / "runs")]) == 0
+    assert capsys.readouterr().out.strip().splitlines()[-1].startswith("2,048 steps")  # the summary stays last
+    run_dir = only_run_dir(tmp_path / "runs")
+    (records,) = list((run_dir / "wandb").glob(f"offline-run-*-{run_dir.name.replace(':', '-')}/run-*.wandb"))
+    data = records.read_bytes()
+    for key in (*TAGS, "eval/mean_return", "eval/table", "global_step", "gae_lambda", run_dir.name):
+        assert key.encode() in data, key
+
+
+def test_track_without_wandb_is_one_line(tmp_path, monkeypatch, capsys):
+    import main
+
+    monkeypatch.setitem(sys.modules, "wandb", None)  # import wandb raises ImportError
+    with pytest.raises(SystemExit) as exit_info:
+        main.main(["--track", "--log-dir", str(tmp_path / "runs")])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and len(err.strip().splitlines()) == 1
+    assert "requirements-track.txt" in err and not (tmp_path / "runs").exists()
