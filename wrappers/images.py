@@ -175,20 +175,20 @@ class PackObservation(gym.ObservationWrapper):
         super().__init__(env)
         self.unpacked_space = unpacked_space(env.observation_space)
         self.layout = packed_layout(self.unpacked_space)
+        self.spaces = dict(parts(env.observation_space))  # the parts as the env gives them
         self.observation_space = gym.spaces.Box(0, 255, (packed_size(self.layout),), np.uint8)
 
     def observation(self, observation: dict | tuple) -> np.ndarray:
         row = np.zeros(self.observation_space.shape, np.uint8)
-        values = observation if isinstance(observation, dict) else dict(
-            (str(i), value) for i, value in enumerate(observation))
-        spaces = dict(parts(self.env.observation_space))
+        values = observation if isinstance(observation, dict) else {str(i): value for i, value in
+                                                                    enumerate(observation)}
         for part in self.layout:
             value = values[part.name]
             if part.image:
-                value = image_channels_first(np.asarray(value, np.uint8), image_layout(spaces[part.name]))
+                value = image_channels_first(np.asarray(value, np.uint8), image_layout(self.spaces[part.name]))
                 row[part.offset:part.offset + part.nbytes] = value.reshape(-1)
             else:
-                flat = gym.spaces.flatten(spaces[part.name], value).astype(np.float32)
+                flat = gym.spaces.flatten(self.spaces[part.name], value).astype(np.float32)
                 row[part.offset:part.offset + part.nbytes] = flat.view(np.uint8)
         return row
 
