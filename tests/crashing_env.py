@@ -38,3 +38,16 @@ class NonFiniteOnRank1(CrashingOnRank1):
 
 
 gym.register("NonFiniteOnRank1-v0", entry_point=NonFiniteOnRank1)
+
+
+class CrashingAlways(CrashingOnRank1):
+    """Raises in its 50th step, in any process (ppo.tune's failed trials)."""
+
+    def step(self, action):
+        self.steps += 1
+        if self.steps == 50:
+            raise RuntimeError("this env always breaks")
+        return np.zeros(2, np.float32), 1.0, False, self.steps % 20 == 0, {}
+
+
+gym.register("CrashingAlways-v0", entry_point=CrashingAlways)
