@@ -49,8 +49,8 @@ class Choice:
 
 
 # The search space, from rl-baselines3-zoo's sample_ppo_params (rl_zoo3/hyperparams_opt.py), adapted to these
-# flags: its batch_size (a minibatch's samples) becomes --num-mini-batches = batch / size, and a size that does not
-# divide the batch is never run (pruned at once); net_arch tiny/small/medium: --hidden-sizes 64 / 64 64 / 256 256;
+# flags: its batch_size (a minibatch's samples) becomes --num-mini-batches = batch / size (a size above the batch is
+# the whole batch, as the zoo clamps it; one that does not divide the batch is pruned at once); net_arch tiny/small/medium: --hidden-sizes 64 / 64 64 / 256 256;
 # its normalize (VecNormalize) the two normalization switches; vf_coef as its older versions sampled it.
 SEARCH_SPACE: dict[str, Choice] = {
     "--num-steps-collected": Choice(values=(32, 64, 128, 256, 512, 1024, 2048)),
@@ -115,8 +115,12 @@ def sample(trial: Any, fixed: list[str], script: str, num_envs: int) -> list[str
         if flag == "minibatch_size":
             if "--num-mini-batches" in fixed:
                 continue
-            batch = num_envs * (steps or 128)
-            if value > batch or batch % value:
+            if steps is None:  # fixed after --, or the script's default
+                steps = int(fixed[fixed.index("--num-steps-collected") + 1]) if "--num-steps-collected" in fixed \
+                    else 128
+            batch = num_envs * steps
+            value = min(value, batch)  # tests/test_tune.py::test_a_minibatch_above_the_batch_is_the_whole_batch
+            if batch % value:
                 import optuna
 
                 raise optuna.TrialPruned(f"a batch of {batch} does not split into minibatches of {value}")

@@ -76,6 +76,19 @@ def test_a_trial_whose_env_raises_is_failed_with_its_reason_and_the_study_goes_o
     assert "failed: " in run.stdout and "no trial completed yet" in run.stdout
 
 
+def test_a_minibatch_above_the_batch_is_the_whole_batch():
+    study = optuna.create_study()
+    study.enqueue_trial({"num_steps_collected": 32, "minibatch_size": 512})
+    flags = tune.sample(study.ask(), ["--num-envs", "2"], "main.py", 2)
+    assert flags[flags.index("--num-mini-batches") + 1] == "1"  # 2 × 32 = 64 samples: one minibatch, not pruned
+    study.enqueue_trial({"minibatch_size": 64})
+    flags = tune.sample(study.ask(), ["--num-steps-collected", "256"], "main.py", 4)  # a fixed length counts
+    assert "--num-steps-collected" not in flags and flags[flags.index("--num-mini-batches") + 1] == "16"
+    study.enqueue_trial({"num_steps_collected": 32, "minibatch_size": 64})
+    with pytest.raises(optuna.TrialPruned):  # 3 × 32 = 96 does not split into 64s
+        tune.sample(study.ask(), ["--num-envs", "3"], "main.py", 3)
+
+
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGKILL])
 def test_a_study_stopped_mid_trial_goes_on_with_the_same_command(signum, tmp_path):
     study_dir = tmp_path / "study"
