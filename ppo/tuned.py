@@ -20,6 +20,7 @@ from typing import Any
 from ppo.cli import UsageError
 
 ZOO = "rl-baselines3-zoo hyperparams/ppo.yml"
+ZOO_LSTM = "rl-baselines3-zoo hyperparams/ppo_lstm.yml"
 CLEANRL = ("CleanRL ppo_continuous_action.py's defaults: SB3's PPO defaults with the learning rate annealed and "
            "the value loss clipped")
 
@@ -83,6 +84,35 @@ TUNED: dict[str, Row] = {
         gae_gamma=0.99, gae_lambda=0.95, clip_coeff=0.2, ent_loss_coeff=0.0, value_loss_coeff=0.5, max_gradient=0.5,
         initial_log_std=-2.0, normalize_observation=False, frame_stack=2, grayscale=True, resize=[64, 64],
         total_timesteps=1_000_000)),
+    # Memory (--recurrent): the zoo's sb3-contrib RecurrentPPO rows, its NoVel envs as wrappers/novel.py registers
+    # them. A minibatch here is whole envs' rollouts, so --num-mini-batches divides --num-envs (the zoo's
+    # batch_size cuts sequences into pieces of that many samples); its LSTM comes before 64-64 tanh layers, ours
+    # after them (networks/recurrent.py).
+    "CartPoleNoVel-v1": Row(f"{ZOO_LSTM} CartPoleNoVel-v1", dict(
+        num_envs=8, num_steps_collected=32, num_mini_batches=1, num_epochs=20, learning_rate=1e-3,
+        gae_gamma=0.98, gae_lambda=0.8, ent_loss_coeff=0.0, anneal_clip=True, recurrent="lstm",
+        total_timesteps=100_000)),
+    "PendulumNoVel-v1": Row(f"{ZOO_LSTM} PendulumNoVel-v1 without gSDE, with normalization in its place as the "
+                            "Pendulum-v1 row; minibatches of one env's 1,024 steps (the zoo's: 64 samples)", dict(
+        num_envs=4, num_steps_collected=1024, num_mini_batches=4, num_epochs=10, learning_rate=1e-3,
+        anneal_lr=False, gae_gamma=0.9, gae_lambda=0.95, ent_loss_coeff=0.0, recurrent="lstm",
+        total_timesteps=100_000)),
+    "MountainCarContinuousNoVel-v0": Row(f"{ZOO_LSTM} MountainCarContinuousNoVel-v0 without gSDE (its log-std "
+                                         "-3.29 and no orthogonal initialization kept)", dict(
+        num_envs=1, num_steps_collected=8, num_mini_batches=1, num_epochs=10, learning_rate=7.77e-05,
+        anneal_lr=False, gae_gamma=0.9999, gae_lambda=0.9, clip_coeff=0.1, ent_loss_coeff=0.00429,
+        value_loss_coeff=0.19, max_gradient=5.0, initial_log_std=-3.29, ortho_init=False,
+        normalize_any_observation=True, recurrent="lstm", total_timesteps=300_000)),
+    "LunarLanderNoVel-v3": Row(f"{ZOO_LSTM} LunarLanderNoVel-v2; minibatches of one env's 1,024 steps (the "
+                               "zoo's: 64 samples)", dict(
+        num_envs=16, num_steps_collected=1024, num_mini_batches=16, num_epochs=4, learning_rate=3e-4,
+        anneal_lr=False, gae_gamma=0.999, gae_lambda=0.98, ent_loss_coeff=0.01, normalize_observation=False,
+        normalize_reward=False, recurrent="lstm", total_timesteps=1_000_000)),
+    "LunarLanderContinuousNoVel-v3": Row(f"{ZOO_LSTM} LunarLanderContinuousNoVel-v2; minibatches of one env's "
+                                         "1,024 steps (the zoo's: 64 samples)", dict(
+        num_envs=16, num_steps_collected=1024, num_mini_batches=16, num_epochs=4, learning_rate=3e-4,
+        anneal_lr=False, gae_gamma=0.999, gae_lambda=0.98, ent_loss_coeff=0.01, normalize_observation=False,
+        normalize_reward=False, recurrent="lstm", total_timesteps=1_000_000)),
     "Ant-v5": Row(f"{ZOO} Ant-v3 (SB3's defaults, normalize)", dict(
         **SB3_DEFAULTS, anneal_lr=False, total_timesteps=1_000_000)),
     "Humanoid-v5": Row(f"{ZOO} Humanoid-v3", dict(

@@ -53,7 +53,10 @@ def test_every_row_is_a_valid_command_line():
         assert set(row.flags) <= set(parser_dests), env_id
         args = parse(["--tuned", "--environment-id", env_id])
         assert (args.num_envs * args.num_steps_collected) % args.num_mini_batches == 0, env_id
-        assert row.source.startswith(("rl-baselines3-zoo hyperparams/ppo.yml", "CleanRL ")), env_id  # named
+        if args.recurrent:  # a minibatch is whole envs' rollouts
+            assert args.num_envs % args.num_mini_batches == 0, env_id
+        assert row.source.startswith(("rl-baselines3-zoo hyperparams/ppo.yml", "rl-baselines3-zoo hyperparams/"
+                                      "ppo_lstm.yml", "CleanRL ")), env_id  # named
 
 
 def test_tuned_for_an_env_without_a_row_is_one_line_listing_the_rows(capsys):

@@ -11,6 +11,7 @@ import gymnasium as gym
 from gymnasium.vector import AsyncVectorEnv, AutoresetMode, SyncVectorEnv, VectorEnv
 
 from ppo.cli import UsageError
+from wrappers.novel import register_no_velocity
 
 REGISTRY_HINT = "python -c 'import gymnasium; gymnasium.pprint_registry()' lists the ids"
 
@@ -43,6 +44,7 @@ def lookup_spec(env_id: str) -> gym.envs.registration.EnvSpec:
     """The registered spec for ``env_id`` (or ``module:Id``) or a UsageError naming the flag, the value and
     gymnasium's reason."""
     register_atari()
+    register_no_velocity()
     name = import_env_module(env_id)
     try:
         return gym.spec(name)
