@@ -17,6 +17,9 @@ With --sb3, Stable-Baselines3's PPO is trained in the same invocation with the s
     python bench/learning.py --script main_atari.py --envs BreakoutNoFrameskip-v4 --total-timesteps 500000 \
         --seeds 1 2 3 --sb3
 
+    python bench/learning.py --envs CarRacing-v3 --total-timesteps 500000 --seeds 1 --sb3-only \
+        --sb3-monitor-dir runs/sb3 -- --tuned
+
 --sb3-only trains Stable-Baselines3's side alone (to add its seeds to a table, or to run them beside this
 project's runs: with OMP_NUM_THREADS=1 each takes one core).
 """
@@ -89,20 +92,39 @@ def main_py_flags(env_id: str, steps: int, seed: int, extra: list[str]) -> argpa
     return parse_arguments(build_main_parser(), argv, "main")[0]
 
 
-def run_sb3_like(env_id: str, steps: int, seed: int, extra: list[str]) -> float:
+def image_wrappers(a: argparse.Namespace):
+    """--resize and --grayscale as ours apply them (wrappers/images.py preprocess_image; the frames are stacked by
+    SB3's VecFrameStack, channels last, which its CnnPolicy transposes)."""
+    import gymnasium as gym
+
+    def wrap(env):
+        if a.resize:
+            env = gym.wrappers.ResizeObservation(env, tuple(a.resize))
+        return gym.wrappers.GrayscaleObservation(env, keep_dim=True) if a.grayscale else env
+    return wrap
+
+
+def run_sb3_like(env_id: str, steps: int, seed: int, extra: list[str], monitor_dir: str | None = None) -> float:
     """SB3 PPO with the hyperparameters main.py runs with under ``extra`` (``--tuned``: the row's, which are the
-    zoo's SB3 settings translated, translated back). Not translated: main.py's value loss is ½·MSE, SB3's MSE,
-    so SB3's value term weighs twice ours at the same --value-loss-coeff (the zoo's rows are SB3's weights)."""
+    zoo's SB3 settings translated, translated back; an image row's preprocessing as SB3 wrappers, and its
+    CnnPolicy). ``monitor_dir``: where SB3's Monitor writes every episode (for a curve). Not translated: main.py's
+    value loss is ½·MSE, SB3's MSE, so SB3's value term weighs twice ours at the same --value-loss-coeff (the
+    zoo's rows are SB3's weights)."""
     import torch
     from stable_baselines3 import PPO
     from stable_baselines3.common.env_util import make_vec_env
-    from stable_baselines3.common.vec_env import VecNormalize
+    from stable_baselines3.common.preprocessing import is_image_space
+    from stable_baselines3.common.vec_env import VecFrameStack, VecNormalize
 
     from main import normalizes_observations
 
     a = main_py_flags(env_id, steps, seed, extra)
-    envs = make_vec_env(env_id, n_envs=a.num_envs, seed=seed, env_kwargs=dict(a.env_kwargs))
-    norm_obs = normalizes_observations(a, envs.action_space)
+    images = bool(a.resize or a.grayscale or a.frame_stack > 1)
+    envs = make_vec_env(env_id, n_envs=a.num_envs, seed=seed, env_kwargs=dict(a.env_kwargs),
+                        wrapper_class=image_wrappers(a) if images else None, monitor_dir=monitor_dir)
+    if a.frame_stack > 1:
+        envs = VecFrameStack(envs, n_stack=a.frame_stack)
+    norm_obs = normalizes_observations(a, envs.action_space) and not is_image_space(envs.observation_space)
     if norm_obs or a.normalize_reward:
         envs = VecNormalize(envs, norm_obs=norm_obs, norm_reward=a.normalize_reward, gamma=a.gae_gamma)
 
@@ -111,13 +133,15 @@ def run_sb3_like(env_id: str, steps: int, seed: int, extra: list[str]) -> float:
 
     activation = {"tanh": torch.nn.Tanh, "relu": torch.nn.ReLU}[a.activation]
     sizes = list(a.hidden_sizes)
-    model = PPO("MlpPolicy", envs, learning_rate=linear(a.learning_rate, a.anneal_lr), n_steps=a.num_steps_collected,
+    # an image: SB3's CnnPolicy, its heads linear on the Nature CNN's 512 features as ours (networks/cnn.py)
+    network = dict(net_arch=[]) if images else dict(net_arch=dict(pi=sizes, vf=sizes), activation_fn=activation)
+    model = PPO("CnnPolicy" if images else "MlpPolicy", envs, learning_rate=linear(a.learning_rate, a.anneal_lr),
+                n_steps=a.num_steps_collected,
                 batch_size=a.num_envs * a.num_steps_collected // a.num_mini_batches, n_epochs=a.num_epochs,
                 gamma=a.gae_gamma, gae_lambda=a.gae_lambda, clip_range=linear(a.clip_coeff, a.anneal_clip),
                 clip_range_vf=a.clip_coeff if a.clip_value_loss else None, ent_coef=a.ent_loss_coeff,
                 vf_coef=a.value_loss_coeff, max_grad_norm=a.max_gradient, seed=seed, device="cpu",
-                policy_kwargs=dict(net_arch=dict(pi=sizes, vf=sizes), activation_fn=activation,
-                                   ortho_init=a.ortho_init, log_std_init=a.initial_log_std))
+                policy_kwargs=dict(**network, ortho_init=a.ortho_init, log_std_init=a.initial_log_std))
     model.learn(total_timesteps=steps)
     returns = [info["r"] for info in model.ep_info_buffer][-20:]
     return float(np.mean(returns))
@@ -153,6 +177,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3, 4, 5])
     parser.add_argument("--sb3", action="store_true", help="also train Stable-Baselines3 PPO and print the ratio")
     parser.add_argument("--sb3-only", action="store_true", help="train Stable-Baselines3 PPO only")
+    parser.add_argument("--sb3-monitor-dir", help="where SB3's Monitor writes each run's episodes (for a curve)")
     parser.add_argument("--evaluate", type=int, default=0, metavar="EPISODES",
                         help="also play each final model this many episodes with the deterministic policy")
     parser.add_argument("extra", nargs="*", help="extra flags for the script, after --")
@@ -161,7 +186,8 @@ def main() -> None:
         sb3 = run_sb3_atari
     elif args.extra:  # --tuned, or other flags: SB3 with what main.py runs with
         def sb3(env_id: str, steps: int, seed: int) -> float:
-            return run_sb3_like(env_id, steps, seed, args.extra)
+            monitor_dir = args.sb3_monitor_dir and f"{args.sb3_monitor_dir}/{env_id}__{seed}"
+            return run_sb3_like(env_id, steps, seed, args.extra, monitor_dir)
     else:
         sb3 = run_sb3
 
