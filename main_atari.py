@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from networks.cnn import CNNActorCritic
+from networks import atari_actor_critic
 from ppo.cli import checked
 from ppo.config import (
     ATARI,
     TrainingParser,
     add_atari_flags,
+    atari_frame_stack,
     build_parser,
     check_batch,
     check_output_paths,
@@ -43,9 +44,10 @@ def main(argv: list[str] | None = None) -> int:
     return run_training(
         args, "main_atari",
         make_envs=lambda video_dir: make_atari_envs(args.environment_id, args.num_envs, video_dir,
-                                                    args.vec_backend, args.env_backend),
-        make_agent=lambda envs: CNNActorCritic(envs.single_observation_space, envs.single_action_space,
-                                                     device=device),
+                                                    args.vec_backend, args.env_backend,
+                                                    frame_stack=atari_frame_stack(args)),
+        make_agent=lambda envs: atari_actor_critic(envs.single_observation_space, envs.single_action_space,
+                                                   vars(args), device),
         device=device, resumed=resumed,
     )
 

@@ -43,6 +43,7 @@ def make_head(action_space: gym.Space, initial_log_std: float = 0.0) -> Head:
 class ActorCritic(nn.Module):
     head: Head
     separate_critic = False  # True: the actor's output does not depend on the critic's layers
+    recurrent = False  # True: it reads observations with a hidden state (networks/recurrent.py)
     # The memory layout the network reads image batches fastest in: a rollout buffer may store frames that way.
     input_memory_format = torch.contiguous_format
 
@@ -75,6 +76,17 @@ class ActorCritic(nn.Module):
         """Log-probability of stored actions, entropy and value, with gradients, for the update."""
         params, value = self.outputs(obs)
         return *self.head.log_prob_and_entropy(masked(params, mask), action), value
+
+    # What a caller that plays episodes one step at a time uses (ppo.evaluate), the same for every network: a
+    # feed-forward one has no state (None) and ignores the episode starts.
+    def initial_state(self, num_envs: int, device: torch.device | str | None = None) -> torch.Tensor | None:
+        return None
+
+    def act_in_state(self, obs: torch.Tensor, state: torch.Tensor | None, starts: torch.Tensor,
+                     deterministic: bool = False, mask: torch.Tensor | None = None
+                     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """``act`` with the hidden state carried: (action, log-probability, value, the state after the step)."""
+        return *self.act(obs, deterministic, mask), state
 
 
 def action_mask(info: dict, head: Head, device: torch.device | str) -> torch.Tensor | None:

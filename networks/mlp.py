@@ -73,8 +73,9 @@ class MLPActorCritic(ActorCritic):
 
 
 def network_options(args: argparse.Namespace | dict) -> dict:
-    """MLPActorCritic's keyword arguments from main.py's flags (a run's saved ``args``: runs saved before the
-    flags existed get the defaults they were trained with)."""
+    """main.py's network options from its flags (networks.actor_critic_for) (a run's saved ``args``: runs saved
+    before the flags existed get the defaults they were trained with)."""
     saved = vars(args) if isinstance(args, argparse.Namespace) else args
     return {"hidden_sizes": tuple(saved.get("hidden_sizes", (64, 64))), "activation": saved.get("activation", "tanh"),
-            "ortho_init": saved.get("ortho_init", True), "initial_log_std": saved.get("initial_log_std", 0.0)}
+            "ortho_init": saved.get("ortho_init", True), "initial_log_std": saved.get("initial_log_std", 0.0),
+            "recurrent": saved.get("recurrent"), "recurrent_size": saved.get("recurrent_size")}

@@ -98,6 +98,80 @@ class Batch:
         for idx in minibatch_indices(len(self), num_minibatches, device=self.obs.device, uneven_ok=True):
             yield self.rows(idx)
 
+    def evaluate(self, agent) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The agent's log-probabilities of the stored actions, entropies and values, with gradients."""
+        return agent.evaluate(self.obs, self.actions, self.masks)
+
+
+@dataclass
+class Sequences:
+    """Whole rollouts of some envs for a recurrent network: [T, n] steps, the state each env had before its first
+    step, and which steps are transitions (``valid``; a NEXT_STEP reset step is replayed, for the state it
+    leaves, but is no sample). The loss's tensors (log-probabilities, values, advantages, returns) hold the
+    valid steps only, flattened time-major, the order ``evaluate`` gives."""
+
+    obs: torch.Tensor
+    actions: torch.Tensor
+    masks: torch.Tensor | None
+    starts: torch.Tensor
+    state: torch.Tensor
+    valid: torch.Tensor | None  # flat [T·n] indices of the valid steps; None: every step is valid
+    logprobs: torch.Tensor
+    values: torch.Tensor
+    advantages: torch.Tensor
+    returns: torch.Tensor
+
+    def __len__(self) -> int:
+        return len(self.logprobs)
+
+    def evaluate(self, agent) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        outputs = agent.replay(self.obs, self.actions, self.masks, self.starts, self.state)
+        return outputs if self.valid is None else tuple(x.index_select(0, self.valid) for x in outputs)
+
+
+@dataclass
+class SequenceBatch:
+    """A rollout kept as [T, N] sequences: a minibatch is a set of envs' whole rollouts (``Sequences``)."""
+
+    obs: torch.Tensor
+    actions: torch.Tensor
+    masks: torch.Tensor | None
+    starts: torch.Tensor
+    state: torch.Tensor
+    valid: torch.Tensor  # [T, N] bool
+    step_logprobs: torch.Tensor  # [T, N], as the other per-step tensors
+    step_values: torch.Tensor
+    step_advantages: torch.Tensor
+    step_returns: torch.Tensor
+
+    def __len__(self) -> int:
+        return int(self.valid.sum())
+
+    @property
+    def values(self) -> torch.Tensor:  # the valid steps', for the explained variance
+        return self.step_values[self.valid]
+
+    @property
+    def returns(self) -> torch.Tensor:
+        return self.step_returns[self.valid]
+
+    def envs(self, idx: torch.Tensor) -> Sequences:
+        valid = self.valid[:, idx].reshape(-1)
+        rows = None if bool(valid.all()) else torch.nonzero(valid).flatten()
+
+        def flat(x: torch.Tensor) -> torch.Tensor:
+            x = x[:, idx].reshape(-1)
+            return x if rows is None else x.index_select(0, rows)
+        return Sequences(self.obs[:, idx], self.actions[:, idx], None if self.masks is None else self.masks[:, idx],
+                         self.starts[:, idx], self.state[:, idx], rows, flat(self.step_logprobs),
+                         flat(self.step_values), flat(self.step_advantages), flat(self.step_returns))
+
+    def minibatches(self, num_minibatches: int) -> Iterator[Sequences]:
+        """One epoch: the envs in a random partition into ``num_minibatches`` equal sets (--num-envs is a multiple
+        of --num-mini-batches, ppo/config.py checks), each set's whole rollouts one minibatch."""
+        for idx in minibatch_indices(self.starts.shape[1], num_minibatches, device=self.starts.device):
+            yield self.envs(idx)
+
 
 class RolloutBuffer:
     """Preallocated [num_steps, num_envs] storage for one rollout, filled in place one step of all envs at a time.
@@ -171,18 +245,23 @@ class RolloutBuffer:
     def start_rollout(self) -> None:
         self.final_values.zero_()
 
-    def finish(self, next_value: torch.Tensor, gamma: float, gae_lambda: float,
-               reward_scaler: RewardScaler | None = None) -> Batch:
-        """The completed rollout as one batch for the update: rewards scaled, GAE, flattened, reset steps left out
-        (a reset step never follows a valid step's advantage: the step before it ended an episode, which cuts GAE
-        there)."""
+    def advantages(self, next_value: torch.Tensor, gamma: float, gae_lambda: float,
+                   reward_scaler: RewardScaler | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """GAE's advantages and returns [T, N] on the host, the rewards scaled first where there is a scaler."""
         if reward_scaler is not None:
             episode_ends = np.logical_or(self.terminated, self.truncated)
             valid = None if self.valid.all() else self.valid
             self.rewards[:] = reward_scaler.scale(self.rewards, episode_ends, valid)
         # One device->host copy of the values per rollout (none on CPU), GAE on the host, one copy back.
-        advantages, returns = compute_gae(self.rewards, self.values.cpu(), next_value.cpu(), self.terminated,
-                                          self.truncated, self.final_values.cpu(), gamma, gae_lambda)
+        return compute_gae(self.rewards, self.values.cpu(), next_value.cpu(), self.terminated, self.truncated,
+                           self.final_values.cpu(), gamma, gae_lambda)
+
+    def finish(self, next_value: torch.Tensor, gamma: float, gae_lambda: float,
+               reward_scaler: RewardScaler | None = None) -> Batch:
+        """The completed rollout as one batch for the update: rewards scaled, GAE, flattened, reset steps left out
+        (a reset step never follows a valid step's advantage: the step before it ended an episode, which cuts GAE
+        there)."""
+        advantages, returns = self.advantages(next_value, gamma, gae_lambda, reward_scaler)
         size = self.num_steps * self.num_envs
         batch = Batch(obs=self.obs.flatten(0, 1), actions=self.actions.flatten(0, 1),
                       logprobs=self.logprobs.reshape(size), values=self.values.reshape(size),
@@ -192,6 +271,25 @@ class RolloutBuffer:
         if self.valid.all():
             return batch
         return batch.rows(torch.from_numpy(np.flatnonzero(self.valid)).to(self.device))
+
+
+class SequenceRolloutBuffer(RolloutBuffer):
+    """A RolloutBuffer for a recurrent network: also each step's episode starts and the envs' hidden state
+    before the rollout's first step, written by the rollout policy (ppo/rollout.py ActInState); ``finish`` keeps
+    the [T, N] sequences whole."""
+
+    def __init__(self, *args, state: torch.Tensor, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.starts = np.zeros((self.num_steps, self.num_envs), bool)
+        self.state = torch.zeros_like(state)
+
+    def finish(self, next_value: torch.Tensor, gamma: float, gae_lambda: float,
+               reward_scaler: RewardScaler | None = None) -> SequenceBatch:
+        advantages, returns = self.advantages(next_value, gamma, gae_lambda, reward_scaler)
+        device = self.device
+        return SequenceBatch(self.obs, self.actions, self.masks, torch.from_numpy(self.starts).to(device),
+                             self.state, torch.from_numpy(self.valid).to(device), self.logprobs, self.values,
+                             advantages.to(device), returns.to(device))
 
 
 def _observation_storage(shape: tuple[int, int], obs_shape: tuple[int, ...], dtype: torch.dtype,

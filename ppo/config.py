@@ -177,7 +177,18 @@ def build_parser(script: ScriptFlags) -> TrainingParser:
     add_checkpoint_flags(parser)
     add_evaluation_flags(parser)
     add_tracking_flags(parser)
+    add_recurrent_flags(parser)
     return parser
+
+
+def add_recurrent_flags(parser: TrainingParser) -> None:
+    """Memory (networks/recurrent.py), in both scripts: kept on resume, they define the network."""
+    group = parser.add_argument_group("memory")
+    parser.flag(group, "--recurrent", choices=("lstm", "gru"), default=None, resume=KEPT,
+                help="an LSTM or GRU between the encoder and the heads, its state carried through each episode; "
+                     "minibatches are then sets of whole envs' rollouts (default: off)")
+    parser.flag(group, "--recurrent-size", type=count, default=None, metavar="N", resume=KEPT,
+                help="the recurrent layer's hidden size (default: 64 after the MLP, 128 after a CNN)")
 
 
 def add_extra_flags(parser: TrainingParser, script: ScriptFlags) -> None:
@@ -273,6 +284,15 @@ def add_atari_flags(parser: TrainingParser) -> None:
                      "videos or steps envs in subprocesses; ale-vector: ale-py's own C++ vector env, stepped "
                      "in threads, with the same preprocessing (wrappers/ale_vector.py); envpool: EnvPool's C++ "
                      "envs, likewise (pip install -r requirements-envpool.txt) (default: auto)")
+    parser.flag(group, "--frame-stack", type=count, default=None, metavar="N", resume=KEPT,
+                help="frames each observation stacks (default: 4, or 1 with --recurrent, as CleanRL's LSTM agent)")
+
+
+def atari_frame_stack(saved: argparse.Namespace | dict) -> int:
+    """main_atari.py's --frame-stack as given, else 4, or 1 with --recurrent (a run's saved flags: runs saved
+    before either flag existed stacked 4)."""
+    saved = vars(saved) if isinstance(saved, argparse.Namespace) else saved
+    return saved.get("frame_stack") or (1 if saved.get("recurrent") else 4)
 
 
 def add_network_flags(parser: TrainingParser) -> None:
@@ -363,6 +383,13 @@ def check_batch(args: argparse.Namespace) -> None:
             f"{args.num_steps_collected} = {batch} samples does not split into {args.num_mini_batches} "
             "equal mini-batches"
         )
+    if args.recurrent and args.num_envs % args.num_mini_batches:
+        raise UsageError(f"argument --num-mini-batches: with --recurrent a minibatch is a set of whole envs' "
+                         f"rollouts, so --num-envs {args.num_envs} must be a multiple of --num-mini-batches "
+                         f"{args.num_mini_batches}")
+    if args.recurrent_size and not args.recurrent:
+        raise UsageError("argument --recurrent-size: sizes the recurrent layer of --recurrent lstm or gru, which "
+                         "is off")
     if args.eval_every is not None and args.eval_every < batch:
         raise UsageError(f"argument --eval-every: {args.eval_every} steps is less than one rollout (--num-envs "
                          f"{args.num_envs} × --num-steps-collected {args.num_steps_collected} = {batch}): "

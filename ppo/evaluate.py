@@ -73,7 +73,10 @@ def make_env(script: str, env_id: str, saved: dict, video_dir: str | None = None
         from wrappers.atari import check_atari_env, make_atari_env
 
         check_atari_env(env_id)
-        env = make_atari_env(env_id, video_dir, evaluation=True, every_episode=True)
+        from ppo.config import atari_frame_stack
+
+        env = make_atari_env(env_id, video_dir, evaluation=True, every_episode=True,
+                             frame_stack=atari_frame_stack(saved))
         return env, env.observation_space
     raise UsageError(f"argument PATH: checkpoint of an unknown script {script!r}")
 
@@ -89,9 +92,9 @@ def make_env_and_agent(payload: dict, video_dir: str | None, device: torch.devic
         agent: ActorCritic = actor_critic_for(observation_space, env.action_space, network_options(payload["args"]),
                                               device)
     else:
-        from networks.cnn import CNNActorCritic
+        from networks import atari_actor_critic
 
-        agent = CNNActorCritic(observation_space, env.action_space, device=device)
+        agent = atari_actor_critic(observation_space, env.action_space, payload["args"], device)
     agent.load_state_dict(payload["model"])
     normalizer = None
     if payload["obs_rms"] is not None:
@@ -106,15 +109,20 @@ def evaluate(env: gym.Env, agent: ActorCritic, normalizer: ObservationNormalizer
     the env gives ``info["action_mask"]``, actions are chosen among those it allows, as in training."""
     returns, lengths = [], []
     obs, info = env.reset(seed=seed)
+    # A recurrent agent's state, carried through each episode (and each Atari life, as in training), zeroed at
+    # its start; None for a feed-forward one.
+    state, start = agent.initial_state(1, device), torch.ones(1, dtype=torch.bool, device=device)
     with tqdm(total=episodes, unit="episode", disable=not progress, desc="evaluating") as bar:
         while len(returns) < episodes:
             if normalizer is not None:
                 obs = normalizer(obs[None], update=False)[0]
             mask = action_mask(info, agent.head, device)
             with torch.no_grad():
-                action = agent.act(torch.as_tensor(np.asarray(obs), device=device)[None], deterministic,
-                                   None if mask is None else mask[None])[0][0]
-            obs, _, terminated, truncated, info = env.step(action.cpu().numpy())
+                action, _, _, state = agent.act_in_state(torch.as_tensor(np.asarray(obs), device=device)[None],
+                                                         state, start, deterministic,
+                                                         None if mask is None else mask[None])
+            obs, _, terminated, truncated, info = env.step(action[0].cpu().numpy())
+            start.fill_(bool(terminated or truncated))
             if terminated or truncated:
                 if "episode" in info:  # else an Atari life ended: the reset starts the next one, as in training
                     returns.append(float(info["episode"]["r"]))

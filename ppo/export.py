@@ -187,6 +187,9 @@ def main(argv: list[str] | None = None) -> int:
             raise UsageError(f"ppo.export needs onnx and onnxruntime: {INSTALL}") from None
         loaded = checkpoint.load(best_model_path(args.path) if args.best else args.path, "argument RUN",
                                  prefer_model=True)
+        if (loaded.payload.get("args") or {}).get("recurrent"):
+            raise UsageError(f"argument RUN: {args.path!r} is a --recurrent run; exporting a policy with a hidden "
+                             "state is not supported yet (play it with python -m ppo.evaluate)")
         return loaded, output_path(args, loaded)
 
     loaded, path = checked(parser, check)

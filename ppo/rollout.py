@@ -18,7 +18,7 @@ from gymnasium.vector import AutoresetMode, VectorEnv
 
 from networks.actor_critic import ActorCritic, Head, action_mask
 from networks.numpy_actor import numpy_sampler
-from ppo.buffer import RolloutBuffer
+from ppo.buffer import RolloutBuffer, SequenceRolloutBuffer
 from ppo.distributed import SharedLogger
 from ppo.faults import EnvError
 from ppo.normalize import ObservationNormalizer
@@ -56,6 +56,10 @@ class LearnerEnvs:
         self.next_step_mode = envs.metadata.get("autoreset_mode") == AutoresetMode.NEXT_STEP
         self.resetting = np.zeros(envs.num_envs, bool)  # NEXT_STEP: envs whose next step is a reset
         self.obs: torch.Tensor | None = None  # the observations to act on next
+        # Envs whose observation to act on next starts an episode, where a recurrent network zeroes its state.
+        # NEXT_STEP: also the reset step, and the step after it, which reads the new episode's first observation
+        # (test_recurrent.py::test_the_state_is_zeroed_where_an_episode_starts).
+        self.starts = np.ones(envs.num_envs, bool)
 
     def observe(self, obs: np.ndarray, update_statistics: bool = True) -> torch.Tensor:
         if self.obs_normalizer is not None:
@@ -69,6 +73,7 @@ class LearnerEnvs:
         except Exception as error:
             raise EnvError from error
         self.resetting[:] = False
+        self.starts = np.ones(self.envs.num_envs, bool)
         self.obs = self.observe(obs)
         self.mask = action_mask(info, self.head, self.device)
 
@@ -77,9 +82,10 @@ class LearnerEnvs:
             obs, reward, terminated, truncated, info = self.envs.step(actions)
         except Exception as error:  # the env's own code: the runner shows its traceback
             raise EnvError from error
-        valid = None
+        valid, self.starts = None, terminated | truncated
         if self.next_step_mode:
-            valid, self.resetting = ~self.resetting, terminated | truncated
+            valid, self.resetting = ~self.resetting, self.starts
+            self.starts = self.starts | ~valid
         truncated = truncated & ~terminated
         final_envs = np.flatnonzero(truncated)
         final_obs = None
@@ -100,20 +106,41 @@ class LearnerEnvs:
 class RolloutPolicy(Protocol):
     agent: ActorCritic
 
-    def act(self, obs: torch.Tensor, mask: torch.Tensor | None, step: int, buffer: RolloutBuffer) -> np.ndarray:
-        """Chooses and stores step ``step``'s actions (among those ``mask`` allows); returns them for the env."""
+    def act(self, obs: torch.Tensor, mask: torch.Tensor | None, starts: np.ndarray, step: int,
+            buffer: RolloutBuffer) -> np.ndarray:
+        """Chooses and stores step ``step``'s actions (among those ``mask`` allows; ``starts``: the envs whose
+        observation starts an episode); returns them for the env."""
 
     def finish(self, buffer: RolloutBuffer) -> None:
         """Completes the buffer's log-probabilities and values once the rollout's last step is stored."""
 
+    def value(self, obs: torch.Tensor, starts: np.ndarray) -> torch.Tensor:
+        """V(obs) of the observations to act on next (after the rollout: to bootstrap its last step)."""
 
-class ActEachStep:
+    def final_values(self, envs: np.ndarray, final_obs: torch.Tensor) -> torch.Tensor:
+        """V(final observation) of the episodes of ``envs`` truncated at this step, to bootstrap them."""
+
+
+class FeedForward:
+    """A network without memory: values from the observation alone."""
+
+    agent: ActorCritic
+
+    def value(self, obs: torch.Tensor, starts: np.ndarray) -> torch.Tensor:
+        return self.agent.value(obs)
+
+    def final_values(self, envs: np.ndarray, final_obs: torch.Tensor) -> torch.Tensor:
+        return self.agent.value(final_obs)
+
+
+class ActEachStep(FeedForward):
     """A shared trunk: one forward per step gives the action, its log-probability and the value."""
 
     def __init__(self, agent: ActorCritic) -> None:
         self.agent = agent
 
-    def act(self, obs: torch.Tensor, mask: torch.Tensor | None, step: int, buffer: RolloutBuffer) -> np.ndarray:
+    def act(self, obs: torch.Tensor, mask: torch.Tensor | None, starts: np.ndarray, step: int,
+            buffer: RolloutBuffer) -> np.ndarray:
         action, buffer.logprobs[step], buffer.values[step] = self.agent.act(obs, mask=mask)
         return buffer.store_action(step, action)
 
@@ -121,7 +148,40 @@ class ActEachStep:
         pass
 
 
-class SampleThenEvaluate:
+class ActInState:
+    """A recurrent network: one forward per step from the envs' hidden state, which it carries across steps and
+    rollouts; an env's state is zeroed where its episode starts. The buffer gets the state the rollout started
+    from and each step's starts, so the update replays the same sequences (test_recurrent.py)."""
+
+    def __init__(self, agent: ActorCritic, num_envs: int, device: torch.device) -> None:
+        self.agent, self.device = agent, device
+        self.state = agent.initial_state(num_envs, device)
+
+    def starts_tensor(self, starts: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(starts).to(self.device)
+
+    def act(self, obs: torch.Tensor, mask: torch.Tensor | None, starts: np.ndarray, step: int,
+            buffer: SequenceRolloutBuffer) -> np.ndarray:
+        if step == 0:
+            buffer.state.copy_(self.state)
+        buffer.starts[step] = starts
+        action, buffer.logprobs[step], buffer.values[step], self.state = self.agent.act_in_state(
+            obs, self.state, self.starts_tensor(starts), mask=mask)
+        return buffer.store_action(step, action)
+
+    def finish(self, buffer: RolloutBuffer) -> None:
+        pass
+
+    def value(self, obs: torch.Tensor, starts: np.ndarray) -> torch.Tensor:
+        return self.agent.step(obs, self.state, self.starts_tensor(starts))[1]
+
+    def final_values(self, envs: np.ndarray, final_obs: torch.Tensor) -> torch.Tensor:
+        """From the state the episode reached: the state after this step's action, before any start zeroes it."""
+        state = self.state[:, torch.from_numpy(envs).to(self.device)]
+        return self.agent.step(final_obs, state, torch.zeros(len(envs), dtype=torch.bool, device=self.device))[1]
+
+
+class SampleThenEvaluate(FeedForward):
     """A separate critic: each step runs the actor alone; the log-probabilities and values of the whole rollout
     come from one batched pass after it. The parameters do not change within a rollout, so they are the numbers a
     per-step forward would give (test_rollout.py)."""
@@ -129,7 +189,8 @@ class SampleThenEvaluate:
     def __init__(self, agent: ActorCritic) -> None:
         self.agent = agent
 
-    def act(self, obs: torch.Tensor, mask: torch.Tensor | None, step: int, buffer: RolloutBuffer) -> np.ndarray:
+    def act(self, obs: torch.Tensor, mask: torch.Tensor | None, starts: np.ndarray, step: int,
+            buffer: RolloutBuffer) -> np.ndarray:
         return buffer.store_action(step, self.agent.sample(obs, mask))
 
     def finish(self, buffer: RolloutBuffer) -> None:
@@ -147,14 +208,17 @@ class NumpyActorThenEvaluate(SampleThenEvaluate):
         super().__init__(agent)
         self.sample = sample
 
-    def act(self, obs: torch.Tensor, mask: torch.Tensor | None, step: int, buffer: RolloutBuffer) -> np.ndarray:
+    def act(self, obs: torch.Tensor, mask: torch.Tensor | None, starts: np.ndarray, step: int,
+            buffer: RolloutBuffer) -> np.ndarray:
         actions = self.sample(obs.numpy(), None if mask is None else mask.numpy())
         return buffer.store_action(step, torch.from_numpy(actions))
 
 
-def rollout_policy(agent: ActorCritic, device: torch.device, bf16: bool) -> RolloutPolicy:
+def rollout_policy(agent: ActorCritic, device: torch.device, bf16: bool, num_envs: int) -> RolloutPolicy:
     """How this run's rollouts choose actions, decided once. Under --bf16 the actions come from the same bfloat16
     forward as the stored log-probabilities, so from torch."""
+    if agent.recurrent:
+        return ActInState(agent, num_envs, device)
     if not agent.separate_critic:
         return ActEachStep(agent)
     sample = numpy_sampler(agent) if device.type == "cpu" and not bf16 else None
@@ -175,7 +239,7 @@ def collect_rollout(envs: LearnerEnvs, policy: RolloutPolicy, buffer: RolloutBuf
             obs = buffer.store_obs(step, envs.obs)
             if envs.mask is not None:
                 buffer.store_mask(step, envs.mask)
-            actions = policy.act(obs, envs.mask, step, buffer)
+            actions = policy.act(obs, envs.mask, envs.starts, step, buffer)
         with timers.env:
             try:
                 result = envs.step(actions)
@@ -184,7 +248,8 @@ def collect_rollout(envs: LearnerEnvs, policy: RolloutPolicy, buffer: RolloutBuf
                 raise
         buffer.store_step(step, result.reward, result.terminated, result.truncated, result.valid)
         if result.final_obs is not None:
-            buffer.store_final_values(step, result.final_envs, policy.agent.value(result.final_obs))
+            buffer.store_final_values(step, result.final_envs, policy.final_values(result.final_envs,
+                                                                                   result.final_obs))
         if result.episodes is not None:
             logger.episodes_finished(global_step + (step + 1) * steps_per_step, *result.episodes)
         if stop_requested():

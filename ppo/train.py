@@ -16,7 +16,7 @@ import torch
 from gymnasium.vector import VectorEnv
 
 from networks.actor_critic import ActorCritic
-from ppo.buffer import RolloutBuffer
+from ppo.buffer import RolloutBuffer, SequenceRolloutBuffer
 from ppo.config import TrainConfig
 from ppo.distributed import ONE_PROCESS, SharedLogger, World
 from ppo.faults import EnvError, check_update, rollout_fault
@@ -38,11 +38,14 @@ class TrainResult:
 
 def make_buffer(envs: VectorEnv, agent: ActorCritic, cfg: TrainConfig, device: torch.device) -> RolloutBuffer:
     """Storage for one rollout: observations in the env's dtype (Atari frames stay uint8), in the layout the
-    network reads them in."""
+    network reads them in; for a recurrent network, kept as sequences."""
     space = envs.single_observation_space
     obs_dtype = torch.uint8 if space.dtype == np.uint8 else torch.float32
-    return RolloutBuffer(cfg.num_steps, cfg.num_envs, space.shape, obs_dtype, agent.head.action_shape,
-                         agent.head.action_dtype, device, agent.input_memory_format)
+    storage = (cfg.num_steps, cfg.num_envs, space.shape, obs_dtype, agent.head.action_shape, agent.head.action_dtype,
+               device, agent.input_memory_format)
+    if agent.recurrent:  # whole sequences, the episode starts and the state they started from
+        return SequenceRolloutBuffer(*storage, state=agent.initial_state(cfg.num_envs, device))
+    return RolloutBuffer(*storage)
 
 
 def annealed(value: float, start: int, update: int, num_updates: int) -> float:
@@ -86,7 +89,7 @@ def train(envs: VectorEnv, state: TrainState, cfg: TrainConfig, device: torch.de
     agent, optimizer = state.agent, state.optimizer
     buffer = make_buffer(envs, agent, cfg, device)
     learner_envs = LearnerEnvs(envs, state.obs_normalizer, device, agent.head)
-    policy = rollout_policy(agent, device, cfg.bf16)
+    policy = rollout_policy(agent, device, cfg.bf16, cfg.num_envs)
     timers = PhaseTimers()
     # A resumed run starts fresh episodes from seeds it has not used before; no two ranks share a seed.
     learner_envs.reset(seed=cfg.seed + state.global_step + world.rank * cfg.num_envs)
@@ -112,7 +115,7 @@ def train(envs: VectorEnv, state: TrainState, cfg: TrainConfig, device: torch.de
                 complete, error = False, env_error
             if complete:
                 with timers.inference:
-                    next_value = agent.value(learner_envs.obs)
+                    next_value = policy.value(learner_envs.obs, learner_envs.starts)
                 error = rollout_fault(buffer, state.global_step, cfg.num_envs * cfg.world_size)
         error, stop = world.outcome(error, complete, world.size > 1 and stop_requested(), state.global_step)
         if error is not None or stop:

@@ -50,7 +50,8 @@ class Choice:
 
 # The search space, from rl-baselines3-zoo's sample_ppo_params (rl_zoo3/hyperparams_opt.py), adapted to these
 # flags: its batch_size (a minibatch's samples) becomes --num-mini-batches = batch / size (a size above the batch is
-# the whole batch, as the zoo clamps it; one that does not divide the batch is pruned at once); net_arch tiny/small/medium: --hidden-sizes 64 / 64 64 / 256 256;
+# the whole batch, as the zoo clamps it; one that does not divide the batch is pruned at once); net_arch
+# tiny/small/medium: --hidden-sizes 64 / 64 64 / 256 256;
 # its normalize (VecNormalize) the two normalization switches; vf_coef as its older versions sampled it.
 SEARCH_SPACE: dict[str, Choice] = {
     "--num-steps-collected": Choice(values=(32, 64, 128, 256, 512, 1024, 2048)),

@@ -48,7 +48,7 @@ def update_policy(agent: ActorCritic, optimizer: Adam, batch: Batch, cfg: TrainC
     for _ in range(cfg.num_epochs):
         for minibatch in batch.minibatches(cfg.num_minibatches):
             with mixed_precision(batch.obs.device, cfg.bf16):
-                new_logprobs, entropy, new_values = agent.evaluate(minibatch.obs, minibatch.actions, minibatch.masks)
+                new_logprobs, entropy, new_values = minibatch.evaluate(agent)
             advantages = world.normalized_advantages(minibatch.advantages)
             loss, step_terms, log_ratio = ppo_loss(
                 new_logprobs, minibatch.logprobs, minibatch.advantages if advantages is None else advantages,

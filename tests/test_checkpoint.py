@@ -142,7 +142,7 @@ def test_resume_keeps_the_atari_backend(tmp_path, monkeypatch):
     backends = []
     make_atari_envs = main_atari.make_atari_envs
     monkeypatch.setattr(main_atari, "make_atari_envs",
-                        lambda *args: backends.append(args[-1]) or make_atari_envs(*args))
+                        lambda *args, **kwargs: backends.append(args[-1]) or make_atari_envs(*args, **kwargs))
     assert main_atari.main(["--resume", str(run_dir), "--no-progress"]) == 0
     assert backends == ["gymnasium"]  # not auto's ale-vector
 

@@ -69,12 +69,15 @@ def test_videos_of_every_evaluation_episode_are_valid_mp4(tmp_path, capsys):
 
 
 class Noop:
-    """An agent that always chooses NOOP."""
+    """An agent that always chooses NOOP (no memory: its state is None, as a feed-forward network's)."""
 
     head = CategoricalHead(4)
 
-    def act(self, obs, deterministic, mask):
-        return (torch.zeros(len(obs), dtype=torch.long),)
+    def initial_state(self, num_envs, device=None):
+        return None
+
+    def act_in_state(self, obs, state, starts, deterministic, mask):
+        return torch.zeros(len(obs), dtype=torch.long), None, None, state
 
 
 def test_atari_evaluation_plays_whole_games_with_the_real_score():

@@ -31,7 +31,7 @@ from wrappers.vector import lookup_spec
 
 
 class AleVectorAtari(VectorEnv):
-    def __init__(self, env_id: str, num_envs: int, noop_max: int = 30) -> None:
+    def __init__(self, env_id: str, num_envs: int, noop_max: int = 30, frame_stack: int = 4) -> None:
         from ale_py.vector_env import AtariVectorEnv
 
         kwargs = lookup_spec(env_id).kwargs
@@ -44,13 +44,13 @@ class AleVectorAtari(VectorEnv):
             autoreset_mode=AutoresetMode.NEXT_STEP,
         )
         self.num_envs = num_envs
-        self.single_observation_space = gym.spaces.Box(0, 255, (4, 84, 84), np.uint8)
+        self.single_observation_space = gym.spaces.Box(0, 255, (frame_stack, 84, 84), np.uint8)
         self.single_action_space = self.env.single_action_space
         self.observation_space = gym.vector.utils.batch_space(self.single_observation_space, num_envs)
         self.action_space = self.env.action_space
         self.metadata = {"autoreset_mode": AutoresetMode.NEXT_STEP}
         meanings = [action.name for action in self.env.ale.get_action_set()]
-        self.stacks = NewLifeStacks(num_envs, meanings)
+        self.stacks = NewLifeStacks(num_envs, meanings, frame_stack)
         self.game_return = np.zeros(num_envs, np.float64)
         self.frames = np.zeros(num_envs, np.int64)  # emulator frames of each env's game so far
 

@@ -183,11 +183,11 @@ def check_atari_env(env_id: str) -> None:
 
 
 def make_atari_env(env_id: str, video_dir: str | None = None, noop_max: int = 30, evaluation: bool = False,
-                   every_episode: bool = False) -> gym.Env:
+                   every_episode: bool = False, frame_stack: int = 4) -> gym.Env:
     """The training env; with ``evaluation``, no ClipReward, so that ppo.evaluate sees the agent's inputs and
     counts whole games with their real score (``info["episode"]`` at game over; a lost life still ends an
     episode of EpisodicLife, after which ppo.evaluate resets to play on). ``every_episode`` records every
-    episode's video."""
+    episode's video. ``frame_stack``: frames an observation holds (main_atari.py's --frame-stack)."""
     register_atari()
     env = gym.make(env_id, frameskip=1, render_mode="rgb_array" if video_dir else None)
     if video_dir:
@@ -201,4 +201,4 @@ def make_atari_env(env_id: str, video_dir: str | None = None, noop_max: int = 30
     env = EpisodicLife(env, restart_action(env.unwrapped.get_action_meanings()))
     if not evaluation:
         env = gym.wrappers.ClipReward(env, -1, 1)
-    return gym.wrappers.FrameStackObservation(env, 4)
+    return gym.wrappers.FrameStackObservation(env, frame_stack)

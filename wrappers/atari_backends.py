@@ -35,15 +35,17 @@ def has_ale_vector_env() -> bool:
 
 
 def make_atari_envs(env_id: str, num_envs: int, video_dir: str | None = None, backend: str = "sync",
-                    env_backend: str = "gymnasium", noop_max: int = 30) -> VectorEnv:
-    """``num_envs`` games on ``env_backend``; each starts with 0 to ``noop_max`` - 1 random no-op frames."""
+                    env_backend: str = "gymnasium", noop_max: int = 30, frame_stack: int = 4) -> VectorEnv:
+    """``num_envs`` games on ``env_backend``; each starts with 0 to ``noop_max`` - 1 random no-op frames, and
+    observes its last ``frame_stack`` frames."""
     if env_backend == "ale-vector":
         from wrappers.ale_vector import AleVectorAtari
 
-        return AleVectorAtari(env_id, num_envs, noop_max)
+        return AleVectorAtari(env_id, num_envs, noop_max, frame_stack)
     if env_backend == "envpool":
         from wrappers.envpool_atari import EnvPoolAtari
 
-        return EnvPoolAtari(env_id, num_envs, noop_max)
-    return make_vector_env(lambda video: make_atari_env(env_id, video, noop_max), num_envs, video_dir, backend)
+        return EnvPoolAtari(env_id, num_envs, noop_max, frame_stack)
+    return make_vector_env(lambda video: make_atari_env(env_id, video, noop_max, frame_stack=frame_stack), num_envs,
+                           video_dir, backend)
 

@@ -51,7 +51,7 @@ def check_envpool(env_id: str) -> None:
 
 
 class EnvPoolAtari(VectorEnv):
-    def __init__(self, env_id: str, num_envs: int, noop_max: int = 30) -> None:
+    def __init__(self, env_id: str, num_envs: int, noop_max: int = 30, frame_stack: int = 4) -> None:
         import envpool
 
         self.task, self.sticky = envpool_task(env_id)
@@ -59,7 +59,7 @@ class EnvPoolAtari(VectorEnv):
         self.num_envs = num_envs
         self.pool: Any = None
         spec = envpool.make_spec(self.task)
-        self.single_observation_space = gym.spaces.Box(0, 255, (4, 84, 84), np.uint8)
+        self.single_observation_space = gym.spaces.Box(0, 255, (frame_stack, 84, 84), np.uint8)
         self.single_action_space = gym.spaces.Discrete(int(spec.action_space.n))
         self.observation_space = gym.vector.utils.batch_space(self.single_observation_space, num_envs)
         self.action_space = gym.vector.utils.batch_space(self.single_action_space, num_envs)
@@ -68,7 +68,7 @@ class EnvPoolAtari(VectorEnv):
         self.lives = np.zeros(num_envs, np.int64)
         register_atari()
         probe = gym.make(env_id)  # EnvPool's spec names no actions: the ALE env of the same game does
-        self.stacks = NewLifeStacks(num_envs, probe.unwrapped.get_action_meanings())
+        self.stacks = NewLifeStacks(num_envs, probe.unwrapped.get_action_meanings(), frame_stack)
         probe.close()
         self.game_over = np.zeros(num_envs, bool)  # on the last step: the pool resets these envs on this one
 
