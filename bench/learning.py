@@ -105,11 +105,21 @@ def image_wrappers(a: argparse.Namespace):
 
 
 def run_sb3_like(env_id: str, steps: int, seed: int, extra: list[str], monitor_dir: str | None = None) -> float:
+    """SB3 PPO with the hyperparameters main.py runs with under ``extra``; the mean of its last 20 episodes."""
+    model = sb3_like_model(env_id, steps, seed, extra, monitor_dir)
+    model.learn(total_timesteps=steps)
+    returns = [info["r"] for info in model.ep_info_buffer][-20:]
+    return float(np.mean(returns))
+
+
+def sb3_like_model(env_id: str, steps: int, seed: int, extra: list[str], monitor_dir: str | None = None):
     """SB3 PPO with the hyperparameters main.py runs with under ``extra`` (``--tuned``: the row's, which are the
     zoo's SB3 settings translated, translated back; an image row's preprocessing as SB3 wrappers, and its
-    CnnPolicy). ``monitor_dir``: where SB3's Monitor writes every episode (for a curve). Not translated: main.py's
-    value loss is ½·MSE, SB3's MSE, so SB3's value term weighs twice ours at the same --value-loss-coeff (the
-    zoo's rows are SB3's weights)."""
+    CnnPolicy; with --recurrent lstm, sb3-contrib's RecurrentPPO with one LSTM of the same size shared by actor
+    and critic, as ours). ``monitor_dir``: where SB3's Monitor writes every episode (for a curve). Not
+    translated: main.py's value loss is ½·MSE, SB3's MSE, so SB3's value term weighs twice ours at the same
+    --value-loss-coeff (the zoo's rows are SB3's weights); sb3-contrib's LSTM reads the observation and the
+    --hidden-sizes layers come after it, ours come before it; sb3-contrib has no GRU: its LSTM stands in for ours."""
     import torch
     from stable_baselines3 import PPO
     from stable_baselines3.common.env_util import make_vec_env
@@ -117,7 +127,9 @@ def run_sb3_like(env_id: str, steps: int, seed: int, extra: list[str], monitor_d
     from stable_baselines3.common.vec_env import VecFrameStack, VecNormalize
 
     from main import normalizes_observations
+    from wrappers.novel import register_no_velocity
 
+    register_no_velocity()
     a = main_py_flags(env_id, steps, seed, extra)
     images = bool(a.resize or a.grayscale or a.frame_stack > 1)
     envs = make_vec_env(env_id, n_envs=a.num_envs, seed=seed, env_kwargs=dict(a.env_kwargs),
@@ -135,16 +147,20 @@ def run_sb3_like(env_id: str, steps: int, seed: int, extra: list[str], monitor_d
     sizes = list(a.hidden_sizes)
     # an image: SB3's CnnPolicy, its heads linear on the Nature CNN's 512 features as ours (networks/cnn.py)
     network = dict(net_arch=[]) if images else dict(net_arch=dict(pi=sizes, vf=sizes), activation_fn=activation)
-    model = PPO("CnnPolicy" if images else "MlpPolicy", envs, learning_rate=linear(a.learning_rate, a.anneal_lr),
+    algorithm, policy = PPO, "CnnPolicy" if images else "MlpPolicy"
+    if a.recurrent:
+        from sb3_contrib import RecurrentPPO
+
+        algorithm, policy = RecurrentPPO, "CnnLstmPolicy" if images else "MlpLstmPolicy"
+        network.update(lstm_hidden_size=a.recurrent_size or (128 if images else 64), shared_lstm=True,
+                       enable_critic_lstm=False)
+    return algorithm(policy, envs, learning_rate=linear(a.learning_rate, a.anneal_lr),
                 n_steps=a.num_steps_collected,
                 batch_size=a.num_envs * a.num_steps_collected // a.num_mini_batches, n_epochs=a.num_epochs,
                 gamma=a.gae_gamma, gae_lambda=a.gae_lambda, clip_range=linear(a.clip_coeff, a.anneal_clip),
                 clip_range_vf=a.clip_coeff if a.clip_value_loss else None, ent_coef=a.ent_loss_coeff,
                 vf_coef=a.value_loss_coeff, max_grad_norm=a.max_gradient, seed=seed, device="cpu",
                 policy_kwargs=dict(**network, ortho_init=a.ortho_init, log_std_init=a.initial_log_std))
-    model.learn(total_timesteps=steps)
-    returns = [info["r"] for info in model.ep_info_buffer][-20:]
-    return float(np.mean(returns))
 
 
 def run_sb3_atari(env_id: str, steps: int, seed: int) -> float:

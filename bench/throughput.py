@@ -5,6 +5,8 @@
     python bench/throughput.py --preset atari               # Breakout, main_atari.py defaults
     python bench/throughput.py --preset atari --use-gpu --steps 32768   # both sides on CUDA
     python bench/throughput.py --preset image               # a 64x64 RGB image env of the tests, main.py defaults
+    python bench/throughput.py --preset memory              # CartPoleNoVel-v1's --tuned row, --recurrent lstm,
+                                                            # beside sb3-contrib's RecurrentPPO
     python bench/throughput.py --whole-process --repeats 5  # `python main.py` as a user times it, start-up included
 
 Both sides train the same env with the same env count, rollout length, minibatches, epochs and network, in
@@ -36,6 +38,9 @@ PRESETS = {
     # the figure measures the trainers rather than the env (CarRacing-v3 steps about 180 times a second a core).
     "image": dict(script="main.py", env_id="tests.image_envs:PixelCue-v0", env_kwargs={"size": 64}, num_envs=4,
                   steps=16_384),
+    # --recurrent lstm: CartPoleNoVel-v1's --tuned row (8 envs x 32 steps, 20 epochs of one minibatch), beside
+    # sb3-contrib's RecurrentPPO with the same row (bench/learning.py sb3_like_model).
+    "memory": dict(script="main.py", env_id="CartPoleNoVel-v1", num_envs=8, steps=40_960, extra=["--tuned"]),
 }
 SPS_LINE = re.compile(r"steps in ([\d.]+) s \(([\d,]+) SPS\)")
 PHASES = re.compile(r"(\w+) ([\d.]+) s \((\d+)%\)")
@@ -47,7 +52,7 @@ def run_ours(preset: dict, extra: list[str]) -> tuple[float, dict[str, float]]:
             [sys.executable, str(ROOT / preset["script"]), "--environment-id", preset["env_id"],
              "--num-envs", str(preset["num_envs"]), "--total-timesteps", str(preset["steps"]),
              *[f"--env-kwargs={key}={value}" for key, value in preset.get("env_kwargs", {}).items()],
-             "--log-dir", log_dir, "--no-progress", "--timings", *extra],
+             "--log-dir", log_dir, "--no-progress", "--timings", *preset.get("extra", []), *extra],
             check=True, capture_output=True, text=True, cwd=ROOT).stdout
     sps = float(SPS_LINE.search(out).group(2).replace(",", ""))
     phases_line = next(line for line in out.splitlines() if line.startswith("time per phase"))
@@ -64,7 +69,13 @@ def sb3_worker(preset_name: str, device: str, subproc: bool) -> None:
     lr0 = 2.5e-4
     common = dict(learning_rate=lambda remaining: lr0 * remaining, n_steps=128, n_epochs=4, gamma=0.99,
                   gae_lambda=0.95, ent_coef=0.01, vf_coef=0.5, max_grad_norm=0.5, seed=1, device=device)
-    if preset_name in ("cartpole", "image"):
+    if preset_name == "memory":
+        sys.path.insert(0, str(ROOT / "bench"))
+        from learning import sb3_like_model
+
+        model = sb3_like_model(preset["env_id"], preset["steps"], 1, ["--num-envs", str(preset["num_envs"]),
+                                                                      *preset["extra"]])
+    elif preset_name in ("cartpole", "image"):
         from stable_baselines3.common.env_util import make_vec_env
         from stable_baselines3.common.vec_env import VecNormalize
 

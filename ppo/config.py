@@ -187,6 +187,8 @@ def add_recurrent_flags(parser: TrainingParser) -> None:
     parser.flag(group, "--recurrent", choices=("lstm", "gru"), default=None, resume=KEPT,
                 help="an LSTM or GRU between the encoder and the heads, its state carried through each episode; "
                      "minibatches are then sets of whole envs' rollouts (default: off)")
+    parser.flag(group, "--no-recurrent", dest="recurrent", action="store_const", const=None, resume=KEPT,
+                help=f"no recurrent layer, as without --recurrent; {OVER_TUNED} (default: False)")
     parser.flag(group, "--recurrent-size", type=count, default=None, metavar="N", resume=KEPT,
                 help="the recurrent layer's hidden size (default: 64 after the MLP, 128 after a CNN)")
 

@@ -42,9 +42,11 @@ def test_a_switch_a_row_turns_off_or_on_can_be_turned_back_on_the_command_line()
     assert parse(car).normalize_any_observation
     off = parse([*car, "--no-normalize-observation"])
     assert not off.normalize_observation and not off.normalize_any_observation
+    novel = ["--tuned", "--environment-id", "CartPoleNoVel-v1"]  # the row without its memory, for comparison
+    assert (parse(novel).recurrent, parse([*novel, "--no-recurrent"]).recurrent) == ("gru", None)
     # Without --tuned the twins change nothing: they restore the defaults.
     assert vars(parse(["--anneal-lr", "--ortho-init", "--clip-value-loss", "--no-anneal-clip",
-                       "--normalize-reward"])) == vars(parse([]))
+                       "--normalize-reward", "--no-recurrent"])) == vars(parse([]))
 
 
 def test_every_row_is_a_valid_command_line():
