@@ -48,10 +48,11 @@ class MaskedCorridor(gym.Env):
 gym.register("MaskedCorridor-v0", entry_point=MaskedCorridor, max_episode_steps=40)
 
 
-def test_a_masked_action_is_never_taken_over_a_whole_run(tmp_path, capsys):
+@pytest.mark.parametrize("flags", [[], ["--recurrent", "lstm"]], ids=["feed-forward", "recurrent"])
+def test_a_masked_action_is_never_taken_over_a_whole_run(flags, tmp_path, capsys):
     MaskedCorridor.taken_masked = 0
     assert main.main(["--environment-id", "MaskedCorridor-v0", "--total-timesteps", "8192", "--no-progress",
-                      "--log-dir", str(tmp_path)]) == 0
+                      "--log-dir", str(tmp_path), *flags]) == 0
     assert MaskedCorridor.taken_masked == 0
     summary = capsys.readouterr().out.strip().splitlines()[-1]
     assert float(summary.split("episodes: ")[1].split(";")[0]) > 0.8, summary  # it learned within the mask
