@@ -275,21 +275,41 @@ class RolloutBuffer:
 
 class SequenceRolloutBuffer(RolloutBuffer):
     """A RolloutBuffer for a recurrent network: also each step's episode starts and the envs' hidden state
-    before the rollout's first step, written by the rollout policy (ppo/rollout.py ActInState); ``finish`` keeps
-    the [T, N] sequences whole."""
+    before each step, written by the rollout policy (ppo/rollout.py ActInState); ``finish`` keeps the [T, N]
+    sequences whole, or cuts each env's rollout into pieces of ``sequence_length`` steps, each with the state it
+    started from."""
 
-    def __init__(self, *args, state: torch.Tensor, **kwargs) -> None:
+    def __init__(self, *args, state: torch.Tensor, sequence_length: int | None = None, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.starts = np.zeros((self.num_steps, self.num_envs), bool)
-        self.state = torch.zeros_like(state)
+        self.states = torch.zeros((self.num_steps, *state.shape), dtype=state.dtype, device=state.device)
+        self.length = sequence_length or self.num_steps
+
+    @property
+    def state(self) -> torch.Tensor:
+        """The envs' state before the rollout's first step."""
+        return self.states[0]
+
+    def pieces(self, x: torch.Tensor) -> torch.Tensor:
+        """[T, N, ...] -> [L, P·N, ...]: piece p of env n (its steps p·L to p·L + L - 1) in column p·N + n."""
+        if self.length == self.num_steps:
+            return x
+        per_env = self.num_steps // self.length
+        return x.reshape(per_env, self.length, *x.shape[1:]).transpose(0, 1).reshape(
+            self.length, per_env * x.shape[1], *x.shape[2:])
 
     def finish(self, next_value: torch.Tensor, gamma: float, gae_lambda: float,
                reward_scaler: RewardScaler | None = None) -> SequenceBatch:
         advantages, returns = self.advantages(next_value, gamma, gae_lambda, reward_scaler)
         device = self.device
-        return SequenceBatch(self.obs, self.actions, self.masks, torch.from_numpy(self.starts).to(device),
-                             self.state, torch.from_numpy(self.valid).to(device), self.logprobs, self.values,
-                             advantages.to(device), returns.to(device))
+        # the state before each piece's first step: [k, P·N, size], in the columns' order
+        states = self.states[::self.length].transpose(0, 1).flatten(1, 2)
+        return SequenceBatch(*(self.pieces(x) for x in (self.obs, self.actions)),
+                             None if self.masks is None else self.pieces(self.masks),
+                             self.pieces(torch.from_numpy(self.starts).to(device)), states,
+                             self.pieces(torch.from_numpy(self.valid).to(device)),
+                             *(self.pieces(x) for x in (self.logprobs, self.values, advantages.to(device),
+                                                        returns.to(device))))
 
 
 def _observation_storage(shape: tuple[int, int], obs_shape: tuple[int, ...], dtype: torch.dtype,

@@ -191,6 +191,9 @@ def add_recurrent_flags(parser: TrainingParser) -> None:
                 help=f"no recurrent layer, as without --recurrent; {OVER_TUNED} (default: False)")
     parser.flag(group, "--recurrent-size", type=count, default=None, metavar="N", resume=KEPT,
                 help="the recurrent layer's hidden size (default: 64 after the MLP, 128 after a CNN)")
+    parser.flag(group, "--sequence-length", type=count, default=None, metavar="L", resume=KEPT,
+                help="the update replays each env's rollout in pieces of L steps, each from the state it had at "
+                     "its first step; a minibatch is a set of pieces (default: the whole rollout)")
 
 
 def add_extra_flags(parser: TrainingParser, script: ScriptFlags) -> None:
@@ -385,10 +388,19 @@ def check_batch(args: argparse.Namespace) -> None:
             f"{args.num_steps_collected} = {batch} samples does not split into {args.num_mini_batches} "
             "equal mini-batches"
         )
-    if args.recurrent and args.num_envs % args.num_mini_batches:
-        raise UsageError(f"argument --num-mini-batches: with --recurrent a minibatch is a set of whole envs' "
-                         f"rollouts, so --num-envs {args.num_envs} must be a multiple of --num-mini-batches "
-                         f"{args.num_mini_batches}")
+    length = getattr(args, "sequence_length", None)
+    if length and not args.recurrent:
+        raise UsageError("argument --sequence-length: cuts the sequences of --recurrent lstm or gru, which is off")
+    if length and args.num_steps_collected % length:
+        raise UsageError(f"argument --sequence-length: --num-steps-collected {args.num_steps_collected} does not "
+                         f"split into pieces of {length} steps")
+    pieces = args.num_envs * (args.num_steps_collected // length if length else 1)
+    if args.recurrent and pieces % args.num_mini_batches:
+        raise UsageError(f"argument --num-mini-batches: with --recurrent a minibatch is a set of whole sequences, "
+                         f"so their number (--num-envs {args.num_envs}" +
+                         (f" × --num-steps-collected {args.num_steps_collected} / --sequence-length {length}"
+                          if length else "") +
+                         f" = {pieces}) must be a multiple of --num-mini-batches {args.num_mini_batches}")
     if args.recurrent_size and not args.recurrent:
         raise UsageError("argument --recurrent-size: sizes the recurrent layer of --recurrent lstm or gru, which "
                          "is off")
@@ -459,6 +471,7 @@ class TrainConfig:
     # from the values it stood at towards 0 at its new end; None: from the flags' values at update 0.
     anneal_from: tuple[int, float, float] | None = None
     world_size: int = 1  # processes under torchrun, each with num_envs envs (ppo/distributed.py)
+    sequence_length: int | None = None  # --recurrent: the pieces the update replays (None: whole rollouts)
 
     @property
     def batch_size(self) -> int:
@@ -501,5 +514,6 @@ class TrainConfig:
             bf16=getattr(args, "bf16", False),  # checkpoints written before the flag existed
             anneal_from=tuple(args.anneal_from) if getattr(args, "anneal_from", None) else None,
             world_size=world_size,
+            sequence_length=getattr(args, "sequence_length", None),  # runs saved before the flag: whole rollouts
         )
 

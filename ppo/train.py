@@ -44,7 +44,8 @@ def make_buffer(envs: VectorEnv, agent: ActorCritic, cfg: TrainConfig, device: t
     storage = (cfg.num_steps, cfg.num_envs, space.shape, obs_dtype, agent.head.action_shape, agent.head.action_dtype,
                device, agent.input_memory_format)
     if agent.recurrent:  # whole sequences, the episode starts and the state they started from
-        return SequenceRolloutBuffer(*storage, state=agent.initial_state(cfg.num_envs, device))
+        return SequenceRolloutBuffer(*storage, state=agent.initial_state(cfg.num_envs, device),
+                                     sequence_length=cfg.sequence_length)
     return RolloutBuffer(*storage)
 
 

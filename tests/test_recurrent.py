@@ -52,7 +52,7 @@ class RecordSteps(gym.vector.VectorWrapper):
         return obs, reward, terminated, truncated, info
 
 
-def recorded_rollouts(mode: AutoresetMode, kind: str):
+def recorded_rollouts(mode: AutoresetMode, kind: str, sequence_length: int | None = None):
     """ROLLOUTS rollouts of CartPoleNoVel (random-ish policy: terminations; a 15-step limit: truncations) by a
     fresh recurrent network; per rollout a copy of the buffer's tensors and the replay's minibatches."""
     register_no_velocity()
@@ -62,7 +62,7 @@ def recorded_rollouts(mode: AutoresetMode, kind: str):
     agent = recurrent_actor_critic(envs.single_observation_space, envs.single_action_space, kind, 16, OPTIONS, "cpu")
     cfg = TrainConfig(num_envs=NUM_ENVS, num_steps=NUM_STEPS, num_minibatches=2, num_epochs=1, learning_rate=0.0,
                       total_timesteps=0, gamma=0.99, gae_lambda=0.95, clip_coef=0.2, ent_coef=0.0, vf_coef=0.5,
-                      max_grad_norm=0.5, seed=1)
+                      max_grad_norm=0.5, seed=1, sequence_length=sequence_length)
     device = torch.device("cpu")
     learner = LearnerEnvs(envs, None, device, agent.head)
     policy = rollout_policy(agent, device, False, NUM_ENVS)
@@ -81,16 +81,19 @@ def recorded_rollouts(mode: AutoresetMode, kind: str):
     return envs, agent, rollouts
 
 
-@pytest.mark.parametrize("kind", ["lstm", "gru"])
+@pytest.mark.parametrize("kind, sequence_length", [("lstm", None), ("gru", None), ("lstm", 8), ("gru", 4)])
 @pytest.mark.parametrize("mode", [AutoresetMode.SAME_STEP, AutoresetMode.NEXT_STEP], ids=["same-step", "next-step"])
-def test_the_replay_gives_the_rollouts_log_probabilities_and_values(mode, kind):
-    envs, agent, rollouts = recorded_rollouts(mode, kind)
+def test_the_replay_gives_the_rollouts_log_probabilities_and_values(mode, kind, sequence_length):
+    """Whole rollouts, or pieces of --sequence-length steps each replayed from the state stored at its start."""
+    envs, agent, rollouts = recorded_rollouts(mode, kind, sequence_length)
     terminated = np.array([t for t, _ in envs.ends])
     truncated = np.array([t & ~d for d, t in envs.ends])
     assert terminated.any() and truncated.any()  # episode ends of both kinds inside the rollouts
     for stored, batch in rollouts:
         assert mode == AutoresetMode.SAME_STEP or not stored["valid"].all()  # NEXT_STEP: reset steps replayed
         replayed = 0
+        assert batch.starts.shape == (sequence_length or NUM_STEPS, NUM_ENVS * NUM_STEPS // (sequence_length or
+                                                                                          NUM_STEPS))
         for minibatch in batch.minibatches(2):
             with torch.no_grad():
                 logprobs, _, values = minibatch.evaluate(agent)
@@ -188,6 +191,9 @@ def test_a_gru_with_its_own_size_learns_the_cue(tmp_path, capsys):
     (["--recurrent-size", "32"], "--recurrent"),
     (["--recurrent", "rnn"], "invalid choice"),
     (["--recurrent-size", "0", "--recurrent", "gru"], "0"),
+    (["--sequence-length", "16"], "--recurrent"),
+    (["--recurrent", "lstm", "--sequence-length", "48"], "48"),
+    (["--recurrent", "lstm", "--num-envs", "1", "--sequence-length", "64", "--num-mini-batches", "4"], "= 2"),
 ])
 def test_bad_recurrent_flags_get_one_line(flags, mentions, tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
