@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from networks import atari_actor_critic
+from networks import actor_critic_for
+from networks.mlp import network_options
 from ppo.cli import checked
 from ppo.config import (
     ATARI,
@@ -46,8 +47,8 @@ def main(argv: list[str] | None = None) -> int:
         make_envs=lambda video_dir: make_atari_envs(args.environment_id, args.num_envs, video_dir,
                                                     args.vec_backend, args.env_backend,
                                                     frame_stack=atari_frame_stack(args)),
-        make_agent=lambda envs: atari_actor_critic(envs.single_observation_space, envs.single_action_space,
-                                                   vars(args), device),
+        make_agent=lambda envs: actor_critic_for(envs.single_observation_space, envs.single_action_space,
+                                                 network_options(args), device),
         device=device, resumed=resumed,
     )
 

@@ -14,16 +14,16 @@ from networks.multi_input import MultiInputActorCritic
 from networks.recurrent import RecurrentActorCritic, recurrent_actor_critic
 
 __all__ = ["ActorCritic", "CNNActorCritic", "MLPActorCritic", "MultiInputActorCritic", "RecurrentActorCritic",
-           "actor_critic_for", "atari_actor_critic", "make_head"]
+           "actor_critic_for", "make_head"]
 
 
 def actor_critic_for(observation_space: gym.Space, action_space: gym.Space, options: dict,
                      device: torch.device | str) -> ActorCritic:
-    """main.py's network, chosen once from the observation space as the network reads it
-    (wrappers.classic.check_classic_env): a Dict or Tuple (it holds images, else it would be flattened) gets a CNN
-    per image; a uint8 image (C, H, W) the CNN; a flat Box the MLP, shaped by ``options`` (network_options: the
-    CNNs take only --initial-log-std from them); with ``options["recurrent"]`` the same encoder, then an LSTM or
-    GRU (networks/recurrent.py)."""
+    """The network of either script, chosen once from the observation space as the network reads it
+    (wrappers.classic.check_classic_env; main_atari.py's frames are a uint8 image): a Dict or Tuple (it holds images,
+    else it would be flattened) gets a CNN per image; a uint8 image (C, H, W) the CNN; a flat Box the MLP, shaped by
+    ``options`` (network_options: the CNNs take only --initial-log-std from them); with ``options["recurrent"]`` the
+    same encoder, then an LSTM or GRU (networks/recurrent.py)."""
     options = dict(options)
     recurrent, size = options.pop("recurrent", None), options.pop("recurrent_size", None)
     if recurrent:
@@ -33,13 +33,3 @@ def actor_critic_for(observation_space: gym.Space, action_space: gym.Space, opti
     if observation_space.dtype == np.uint8 and len(observation_space.shape) == 3:
         return CNNActorCritic(observation_space, action_space, device, options["initial_log_std"])
     return MLPActorCritic(observation_space, action_space, **options, device=device)
-
-
-def atari_actor_critic(observation_space: gym.Space, action_space: gym.Space, saved: dict,
-                       device: torch.device | str) -> ActorCritic:
-    """main_atari.py's network: the Nature CNN, with --recurrent an LSTM or GRU after it (``saved``: the run's
-    flags; runs saved before --recurrent existed have none)."""
-    if saved.get("recurrent"):
-        return recurrent_actor_critic(observation_space, action_space, saved["recurrent"],
-                                      saved.get("recurrent_size"), {}, device)
-    return CNNActorCritic(observation_space, action_space, device=device)

@@ -73,8 +73,8 @@ class MLPActorCritic(ActorCritic):
 
 
 def network_options(args: argparse.Namespace | dict) -> dict:
-    """main.py's network options from its flags (networks.actor_critic_for) (a run's saved ``args``: runs saved
-    before the flags existed get the defaults they were trained with)."""
+    """The network options of networks.actor_critic_for from either script's flags (a run's saved ``args``: runs
+    saved before the flags existed, and main_atari.py's runs, which have no MLP flags, get the defaults)."""
     saved = vars(args) if isinstance(args, argparse.Namespace) else args
     return {"hidden_sizes": tuple(saved.get("hidden_sizes", (64, 64))), "activation": saved.get("activation", "tanh"),
             "ortho_init": saved.get("ortho_init", True), "initial_log_std": saved.get("initial_log_std", 0.0),

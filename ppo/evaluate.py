@@ -22,7 +22,7 @@ from tqdm import tqdm
 from networks.actor_critic import ActorCritic, action_mask
 from ppo import checkpoint
 from ppo.cli import OneLineParser, UsageError, check_directory, checked, count, seed_number
-from ppo.config import select_device
+from ppo.config import atari_frame_stack, select_device
 from ppo.normalize import ObservationNormalizer
 
 BEST_MODEL_FILE = "best_model.pt"  # written by evaluation during training (ppo/periodic_eval.py)
@@ -73,8 +73,6 @@ def make_env(script: str, env_id: str, saved: dict, video_dir: str | None = None
         from wrappers.atari import check_atari_env, make_atari_env
 
         check_atari_env(env_id)
-        from ppo.config import atari_frame_stack
-
         env = make_atari_env(env_id, video_dir, evaluation=True, every_episode=True,
                              frame_stack=atari_frame_stack(saved))
         return env, env.observation_space
@@ -84,17 +82,11 @@ def make_env(script: str, env_id: str, saved: dict, video_dir: str | None = None
 def make_env_and_agent(payload: dict, video_dir: str | None, device: torch.device
                        ) -> tuple[gym.Env, ActorCritic, ObservationNormalizer | None]:
     """The env the agent was trained on (one copy, evaluation variant) and the agent with its saved weights."""
+    from networks import actor_critic_for
+    from networks.mlp import network_options
+
     env, observation_space = make_env(payload["script"], payload["env_id"], payload["args"], video_dir)
-    if payload["script"] == "main":
-        from networks import actor_critic_for
-        from networks.mlp import network_options
-
-        agent: ActorCritic = actor_critic_for(observation_space, env.action_space, network_options(payload["args"]),
-                                              device)
-    else:
-        from networks import atari_actor_critic
-
-        agent = atari_actor_critic(observation_space, env.action_space, payload["args"], device)
+    agent = actor_critic_for(observation_space, env.action_space, network_options(payload["args"]), device)
     agent.load_state_dict(payload["model"])
     normalizer = None
     if payload["obs_rms"] is not None:
