@@ -105,10 +105,10 @@ class Batch:
 
 @dataclass
 class Sequences:
-    """Whole rollouts of some envs for a recurrent network: [T, n] steps, the state each env had before its first
-    step, and which steps are transitions (``valid``; a NEXT_STEP reset step is replayed, for the state it
-    leaves, but is no sample). The loss's tensors (log-probabilities, values, advantages, returns) hold the
-    valid steps only, flattened time-major, the order ``evaluate`` gives."""
+    """Some of a rollout's sequences for a recurrent network (whole envs' rollouts, or pieces of them): [T, n] steps,
+    the state each sequence started from, and which steps are transitions (``valid``; a NEXT_STEP reset step is
+    replayed, for the state it leaves, but is no sample). The loss's tensors (log-probabilities, values, advantages,
+    returns) hold the valid steps only, flattened time-major, the order ``evaluate`` gives."""
 
     obs: torch.Tensor
     actions: torch.Tensor
@@ -131,7 +131,8 @@ class Sequences:
 
 @dataclass
 class SequenceBatch:
-    """A rollout kept as [T, N] sequences: a minibatch is a set of envs' whole rollouts (``Sequences``)."""
+    """A rollout kept as [T, N] sequences (N: the envs' whole rollouts, or their pieces of --sequence-length
+    steps): a minibatch is a set of sequences (``Sequences``)."""
 
     obs: torch.Tensor
     actions: torch.Tensor
@@ -155,7 +156,7 @@ class SequenceBatch:
     def returns(self) -> torch.Tensor:
         return self.step_returns[self.valid]
 
-    def envs(self, idx: torch.Tensor) -> Sequences:
+    def sequences(self, idx: torch.Tensor) -> Sequences:
         valid = self.valid[:, idx].reshape(-1)
         rows = None if bool(valid.all()) else torch.nonzero(valid).flatten()
 
@@ -167,10 +168,10 @@ class SequenceBatch:
                          flat(self.step_values), flat(self.step_advantages), flat(self.step_returns))
 
     def minibatches(self, num_minibatches: int) -> Iterator[Sequences]:
-        """One epoch: the envs in a random partition into ``num_minibatches`` equal sets (--num-envs is a multiple
-        of --num-mini-batches, ppo/config.py checks), each set's whole rollouts one minibatch."""
+        """One epoch: the sequences in a random partition into ``num_minibatches`` equal sets (their number is a
+        multiple of --num-mini-batches, ppo/config.py check_batch checks), each set one minibatch."""
         for idx in minibatch_indices(self.starts.shape[1], num_minibatches, device=self.starts.device):
-            yield self.envs(idx)
+            yield self.sequences(idx)
 
 
 class RolloutBuffer:
@@ -275,20 +276,22 @@ class RolloutBuffer:
 
 class SequenceRolloutBuffer(RolloutBuffer):
     """A RolloutBuffer for a recurrent network: also each step's episode starts and the envs' hidden state
-    before each step, written by the rollout policy (ppo/rollout.py ActInState); ``finish`` keeps the [T, N]
-    sequences whole, or cuts each env's rollout into pieces of ``sequence_length`` steps, each with the state it
-    started from."""
+    before the first step of each sequence, written by the rollout policy (ppo/rollout.py ActInState);
+    ``finish`` keeps the [T, N] sequences whole, or cuts each env's rollout into pieces of ``sequence_length``
+    steps, each with the state it started from."""
 
     def __init__(self, *args, state: torch.Tensor, sequence_length: int | None = None, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.starts = np.zeros((self.num_steps, self.num_envs), bool)
-        self.states = torch.zeros((self.num_steps, *state.shape), dtype=state.dtype, device=state.device)
         self.length = sequence_length or self.num_steps
+        # [pieces per env, k, N, size]: the state before steps 0, L, 2L, ...
+        self.states = torch.zeros((self.num_steps // self.length, *state.shape), dtype=state.dtype,
+                                  device=state.device)
 
-    @property
-    def state(self) -> torch.Tensor:
-        """The envs' state before the rollout's first step."""
-        return self.states[0]
+    def store_state(self, step: int, state: torch.Tensor) -> None:
+        """The envs' state before step ``step``, kept where a sequence starts there."""
+        if step % self.length == 0:
+            self.states[step // self.length].copy_(state)
 
     def pieces(self, x: torch.Tensor) -> torch.Tensor:
         """[T, N, ...] -> [L, P·N, ...]: piece p of env n (its steps p·L to p·L + L - 1) in column p·N + n."""
@@ -303,7 +306,7 @@ class SequenceRolloutBuffer(RolloutBuffer):
         advantages, returns = self.advantages(next_value, gamma, gae_lambda, reward_scaler)
         device = self.device
         # the state before each piece's first step: [k, P·N, size], in the columns' order
-        states = self.states[::self.length].transpose(0, 1).flatten(1, 2)
+        states = self.states.transpose(0, 1).flatten(1, 2)
         return SequenceBatch(*(self.pieces(x) for x in (self.obs, self.actions)),
                              None if self.masks is None else self.pieces(self.masks),
                              self.pieces(torch.from_numpy(self.starts).to(device)), states,

@@ -388,7 +388,7 @@ def check_batch(args: argparse.Namespace) -> None:
             f"{args.num_steps_collected} = {batch} samples does not split into {args.num_mini_batches} "
             "equal mini-batches"
         )
-    length = getattr(args, "sequence_length", None)
+    length = args.sequence_length
     if length and not args.recurrent:
         raise UsageError("argument --sequence-length: cuts the sequences of --recurrent lstm or gru, which is off")
     if length and args.num_steps_collected % length:

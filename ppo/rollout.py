@@ -150,8 +150,8 @@ class ActEachStep(FeedForward):
 
 class ActInState:
     """A recurrent network: one forward per step from the envs' hidden state, which it carries across steps and
-    rollouts; an env's state is zeroed where its episode starts. The buffer gets the state before each step and
-    each step's starts, so the update replays the same sequences from any step (test_recurrent.py)."""
+    rollouts; an env's state is zeroed where its episode starts. The buffer gets the state where each of its
+    sequences starts and each step's starts, so the update replays the same sequences (test_recurrent.py)."""
 
     def __init__(self, agent: ActorCritic, num_envs: int, device: torch.device) -> None:
         self.agent, self.device = agent, device
@@ -162,7 +162,7 @@ class ActInState:
 
     def act(self, obs: torch.Tensor, mask: torch.Tensor | None, starts: np.ndarray, step: int,
             buffer: SequenceRolloutBuffer) -> np.ndarray:
-        buffer.states[step].copy_(self.state)
+        buffer.store_state(step, self.state)
         buffer.starts[step] = starts
         action, buffer.logprobs[step], buffer.values[step], self.state = self.agent.act_in_state(
             obs, self.state, self.starts_tensor(starts), mask=mask)

@@ -54,7 +54,9 @@ class RecordSteps(gym.vector.VectorWrapper):
 
 def recorded_rollouts(mode: AutoresetMode, kind: str, sequence_length: int | None = None):
     """ROLLOUTS rollouts of CartPoleNoVel (random-ish policy: terminations; a 15-step limit: truncations) by a
-    fresh recurrent network; per rollout a copy of the buffer's tensors and the replay's minibatches."""
+    fresh recurrent network; per rollout a copy of the buffer's tensors, the batch's [steps, sequences] shape and
+    each minibatch's replayed (log-probabilities, entropies, values) beside its stored log-probabilities and values.
+    Each batch is replayed at once, as train() does: it views the buffer, which the next rollout overwrites."""
     register_no_velocity()
     torch.manual_seed(0)
     envs = RecordSteps(gym.vector.SyncVectorEnv(
@@ -76,8 +78,12 @@ def recorded_rollouts(mode: AutoresetMode, kind: str, sequence_length: int | Non
             next_value = policy.value(learner.obs, learner.starts)
         copy = {name: getattr(buffer, name).copy() if isinstance(getattr(buffer, name), np.ndarray)
                 else getattr(buffer, name).clone() for name in ("obs", "actions", "logprobs", "values", "valid",
-                                                                "starts", "state", "final_values")}
-        rollouts.append((copy, buffer.finish(next_value, cfg.gamma, cfg.gae_lambda)))
+                                                                "starts", "states", "final_values")}
+        batch = buffer.finish(next_value, cfg.gamma, cfg.gae_lambda)
+        with torch.no_grad():
+            replays = [(minibatch.evaluate(agent), minibatch.logprobs.clone(), minibatch.values.clone())
+                       for minibatch in batch.minibatches(2)]
+        rollouts.append((copy, tuple(batch.starts.shape), replays))
     return envs, agent, rollouts
 
 
@@ -89,21 +95,19 @@ def test_the_replay_gives_the_rollouts_log_probabilities_and_values(mode, kind, 
     terminated = np.array([t for t, _ in envs.ends])
     truncated = np.array([t & ~d for d, t in envs.ends])
     assert terminated.any() and truncated.any()  # episode ends of both kinds inside the rollouts
-    for stored, batch in rollouts:
+    length = sequence_length or NUM_STEPS
+    for stored, shape, replays in rollouts:
         assert mode == AutoresetMode.SAME_STEP or not stored["valid"].all()  # NEXT_STEP: reset steps replayed
+        assert shape == (length, NUM_ENVS * NUM_STEPS // length)
         replayed = 0
-        assert batch.starts.shape == (sequence_length or NUM_STEPS, NUM_ENVS * NUM_STEPS // (sequence_length or
-                                                                                          NUM_STEPS))
-        for minibatch in batch.minibatches(2):
-            with torch.no_grad():
-                logprobs, _, values = minibatch.evaluate(agent)
+        for (logprobs, _, values), stored_logprobs, stored_values in replays:
             # float32: the replay runs the encoder on T·n rows at once and the RNN over chunks, the rollout one
             # step at a time, so sums differ in their last bits.
-            torch.testing.assert_close(logprobs, minibatch.logprobs, rtol=1e-5, atol=1e-5)
-            torch.testing.assert_close(values, minibatch.values, rtol=1e-5, atol=1e-5)
-            replayed += len(minibatch)
+            torch.testing.assert_close(logprobs, stored_logprobs, rtol=1e-5, atol=1e-5)
+            torch.testing.assert_close(values, stored_values, rtol=1e-5, atol=1e-5)
+            replayed += len(stored_logprobs)
         assert replayed == int(stored["valid"].sum())  # every valid step once, no reset step
-    assert rollouts[1][0]["state"].abs().sum() > 0  # the second rollout starts from the state the first reached
+    assert rollouts[1][0]["states"][0].abs().sum() > 0  # the second rollout starts from the state the first reached
 
 
 @pytest.mark.parametrize("mode", [AutoresetMode.SAME_STEP, AutoresetMode.NEXT_STEP], ids=["same-step", "next-step"])
@@ -112,11 +116,11 @@ def test_the_state_is_zeroed_where_an_episode_starts(mode):
     state over its episode's observations alone, the episodes cut where the envs said they ended; a truncated
     episode's bootstrap value is the final observation's, from the state the episode reached."""
     envs, agent, rollouts = recorded_rollouts(mode, "lstm")
-    obs = torch.cat([stored["obs"] for stored, _ in rollouts])
-    actions = torch.cat([stored["actions"] for stored, _ in rollouts])
-    logprobs = torch.cat([stored["logprobs"] for stored, _ in rollouts])
-    values = torch.cat([stored["values"] for stored, _ in rollouts])
-    final_values = torch.cat([stored["final_values"] for stored, _ in rollouts])
+    obs = torch.cat([stored["obs"] for stored, *_ in rollouts])
+    actions = torch.cat([stored["actions"] for stored, *_ in rollouts])
+    logprobs = torch.cat([stored["logprobs"] for stored, *_ in rollouts])
+    values = torch.cat([stored["values"] for stored, *_ in rollouts])
+    final_values = torch.cat([stored["final_values"] for stored, *_ in rollouts])
     next_step = mode == AutoresetMode.NEXT_STEP
     checked = finals = 0
     with torch.no_grad():
