@@ -29,21 +29,30 @@ def play_onnx(run_dir: Path, model: Path, episodes: int) -> np.ndarray:
     payload = checkpoint.load(str(run_dir), "RUN", prefer_model=True).payload
     env, _ = make_env(payload["script"], payload["env_id"], payload["args"])
     session = onnxruntime.InferenceSession(str(model))
-    takes_mask = "action_mask" in [given.name for given in session.get_inputs()]
+    given = {given.name: given for given in session.get_inputs()}
+    # a recurrent policy's state [k, batch, size], carried from step to step, zeroed where an episode (or an
+    # Atari life) starts, as ppo.evaluate does
+    zero = np.zeros((given["state"].shape[0], 1, given["state"].shape[2]), np.float32) if "state" in given else None
     returns = []
     for episode in range(episodes):
         obs, info = env.reset(seed=episode)
+        state = zero
         while True:
             feeds = {"obs": np.asarray(obs)[None]}
-            if takes_mask:
+            if "action_mask" in given:
                 feeds["action_mask"] = np.asarray(info["action_mask"], bool)[None]
-            action = session.run(["action"], feeds)[0][0]
-            obs, _, terminated, truncated, info = env.step(action)
+            if state is not None:
+                feeds["state"] = state
+                action, state = session.run(["action", "state_out"], feeds)
+            else:
+                (action,) = session.run(["action"], feeds)
+            obs, _, terminated, truncated, info = env.step(action[0])
             if (terminated or truncated) and "episode" in info:  # Atari: a whole game, not a life
                 returns.append(float(info["episode"]["r"]))
                 break
             if terminated or truncated:
                 obs, info = env.reset()
+                state = zero
     env.close()
     return np.array(returns)
 

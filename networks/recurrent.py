@@ -16,6 +16,7 @@ from torch import nn
 
 from networks.actor_critic import ActorCritic, layer_init, make_head, masked
 from networks.cnn import cpu_memory_format, image_encoder, scaled
+from networks.gru import gru_sequence
 from networks.mlp import ACTIVATIONS
 
 KINDS = ("lstm", "gru")
@@ -103,8 +104,8 @@ class RecurrentActorCritic(ActorCritic):
         if self.kind == "lstm":
             output, (h, c) = self.rnn(features, (state[0:1].contiguous(), state[1:2].contiguous()))
             return output, torch.cat((h, c))
-        output, h = self.rnn(features, state.contiguous())
-        return output, h
+        output = gru_sequence(self.rnn, features, state.contiguous())
+        return output, output[-1:]
 
     def heads(self, hidden: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return self.actor(hidden).float(), self.critic(hidden).squeeze(-1).float()
@@ -112,8 +113,12 @@ class RecurrentActorCritic(ActorCritic):
     def step(self, obs: torch.Tensor, state: torch.Tensor, starts: torch.Tensor
              ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """One step of n envs: (distribution parameters, value, the state after it)."""
-        features = self.encoder(obs)
-        hidden, state = self.recur(features[None].float(), state, starts[None])
+        return self.advance(obs, state * (1.0 - starts.to(state.dtype))[None, :, None])
+
+    def advance(self, obs: torch.Tensor, state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``step`` where the caller has already zeroed the state of envs whose episode starts (no data-dependent
+        branch, so torch.onnx traces it: ppo/export.py)."""
+        hidden, state = self.run(self.encoder(obs).float()[None], state)
         return *self.heads(hidden[0]), state
 
     def act_in_state(self, obs: torch.Tensor, state: torch.Tensor, starts: torch.Tensor, deterministic: bool = False,

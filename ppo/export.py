@@ -8,13 +8,17 @@ it, so it runs with onnxruntime and gymnasium alone (docs/export.md has a dozen 
   preprocessed images); a Dict or Tuple flattened as Gymnasium's ``flatten`` does (the layout docs/export.md
   gives). A Dict or Tuple that holds images is refused for now. Observation normalization is folded
   in: the saved statistics, applied as in training.
+- input ``state`` (a --recurrent run): the hidden state [k, N, size], float32 (k = 2 for an LSTM, h then c; 1 for
+  a GRU); zeros where an episode starts, else the previous step's ``state_out``.
 - input ``action_mask`` (where the env gives ``info["action_mask"]``): booleans, True for an allowed action.
 - output ``action``: the most likely action (argmax; a Box action's Gaussian mean clipped to the space's bounds,
-  as ppo.evaluate does); with --with-value, output ``value``: the critic's estimate.
+  as ppo.evaluate does); with --with-value, output ``value``: the critic's estimate; with ``state``, output
+  ``state_out``: the state after the step.
 
 At export the model is checked by onnx's checker, then onnxruntime's actions are compared with torch's on 1,000
-observations from real episodes of the env: discrete actions identical, continuous within 1e-5, or the export
-fails with the largest difference and nothing is written.
+observations from real episodes of the env (a recurrent policy step by step, each side carrying its own state):
+discrete actions identical, continuous within 1e-5, or the export fails with the largest difference and nothing
+is written.
 """
 
 from __future__ import annotations
@@ -23,6 +27,8 @@ import sys
 import tempfile
 import time
 import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import gymnasium as gym
@@ -43,12 +49,16 @@ INSTALL = "pip install -r requirements-export.txt"
 
 
 class DeterministicPolicy(nn.Module):
-    """The agent's deterministic action for raw observations, in one forward pass torch.onnx can trace."""
+    """The agent's deterministic action for raw observations, in one forward pass torch.onnx can trace: inputs
+    ``input_names`` (obs[, state][, action_mask]), outputs ``output_names`` (action[, value][, state_out]). A
+    recurrent agent takes its state [k, N, size] (k = 2 for an LSTM: h and c; 1 for a GRU) and gives the state after
+    the step; the caller carries it and zeroes it where an episode starts."""
 
     def __init__(self, agent: ActorCritic, normalizer: ObservationNormalizer | None, action_space: gym.Space,
                  with_value: bool, with_mask: bool) -> None:
         super().__init__()
         self.agent, self.with_value, self.with_mask = agent, with_value, with_mask
+        self.recurrent = getattr(agent, "recurrent", False)
         self.normalize = normalizer is not None
         if normalizer is not None:  # float32 copies of the saved statistics (ObservationNormalizer's formula)
             self.register_buffer("mean", torch.as_tensor(normalizer.rms.mean, dtype=torch.float32))
@@ -59,15 +69,32 @@ class DeterministicPolicy(nn.Module):
         if self.bounded:
             self.register_buffer("low", torch.as_tensor(action_space.low, dtype=torch.float32))
             self.register_buffer("high", torch.as_tensor(action_space.high, dtype=torch.float32))
+        self.input_names = ["obs"] + ["state"] * self.recurrent + ["action_mask"] * with_mask
+        self.output_names = ["action"] + ["value"] * with_value + ["state_out"] * self.recurrent
 
-    def forward(self, obs: torch.Tensor, action_mask: torch.Tensor | None = None):
+    def forward(self, obs: torch.Tensor, *state_and_mask: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        state = state_and_mask[0] if self.recurrent else None
+        action_mask = state_and_mask[-1] if self.with_mask else None
         if self.normalize:
             obs = torch.clamp((obs.float() - self.mean) / self.scale, -self.clip, self.clip)
-        params, value = self.agent.outputs(obs)
+        if self.recurrent:
+            params, value, state = self.agent.advance(obs, state)
+        else:
+            params, value = self.agent.outputs(obs)
         action = self.agent.head.mode(masked(params, action_mask))
         if self.bounded:
             action = torch.maximum(torch.minimum(action, self.high), self.low)
-        return (action, value) if self.with_value else action
+        return (action, *(value,) * self.with_value, *(state,) * self.recurrent)
+
+    def zero_state(self) -> np.ndarray | None:
+        """The state of one env at an episode's start (None without memory)."""
+        return self.agent.initial_state(1, "cpu").numpy() if self.recurrent else None
+
+    def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Torch's outputs for the inputs onnxruntime would be fed."""
+        with torch.no_grad():
+            outputs = self(*(torch.as_tensor(feeds[name]) for name in self.input_names))
+        return dict(zip(self.output_names, (output.numpy() for output in outputs), strict=True))
 
 
 def build_parser() -> OneLineParser:
@@ -85,42 +112,88 @@ def build_parser() -> OneLineParser:
     return parser
 
 
-def collect_observations(env: gym.Env, policy: DeterministicPolicy, count: int
-                         ) -> tuple[np.ndarray, np.ndarray | None]:
-    """``count`` observations (and action masks, where the env gives them) from real episodes, played by the
-    policy itself: the inputs the exported model will see."""
-    observations, masks = [], []
+def onnx_runner(session) -> Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]]:
+    names = [given.name for given in session.get_outputs()]
+    return lambda feeds: dict(zip(names, session.run(None, feeds), strict=True))
+
+
+def inputs(policy: DeterministicPolicy, obs: np.ndarray, mask: np.ndarray | None,
+           state: np.ndarray | None) -> dict[str, np.ndarray]:
+    return {"obs": obs, **({"state": state} if policy.recurrent else {}),
+            **({"action_mask": mask} if policy.with_mask else {})}
+
+
+@dataclass
+class Observations:
+    """Consecutive observations of real episodes [count, ...], their action masks (where the env gives them) and
+    where each episode starts (the state is zeroed there)."""
+
+    obs: np.ndarray
+    masks: np.ndarray | None
+    starts: np.ndarray
+
+    def at(self, policy: DeterministicPolicy, index: int, state: np.ndarray | None = None) -> dict[str, np.ndarray]:
+        return inputs(policy, self.obs[index:index + 1],
+                      None if self.masks is None else self.masks[index:index + 1], state)
+
+
+def collect_observations(env: gym.Env, policy: DeterministicPolicy, count: int) -> Observations:
+    """``count`` observations from real episodes, played by the policy itself: the inputs the exported model will
+    see."""
+    observations, masks, starts = [], [], []
     obs, info = env.reset(seed=0)
-    episode = 0
-    with torch.no_grad():
-        while len(observations) < count:
-            observations.append(np.asarray(obs))
-            mask = np.asarray(info["action_mask"], bool) if policy.with_mask else None
-            if mask is not None:
-                masks.append(mask)
-            action = policy(torch.as_tensor(np.asarray(obs))[None],
-                            None if mask is None else torch.as_tensor(mask)[None])
-            action = (action[0] if policy.with_value else action)[0].numpy()
-            obs, _, terminated, truncated, info = env.step(action)
-            if terminated or truncated:
-                episode += 1
-                obs, info = env.reset(seed=episode)
-    return np.stack(observations), np.stack(masks) if masks else None
+    episode, start, state = 0, True, policy.zero_state()
+    while len(observations) < count:
+        observations.append(np.asarray(obs))
+        starts.append(start)
+        mask = np.asarray(info["action_mask"], bool) if policy.with_mask else None
+        if mask is not None:
+            masks.append(mask)
+        outputs = policy.run(inputs(policy, np.asarray(obs)[None], None if mask is None else mask[None], state))
+        state = outputs.get("state_out")
+        obs, _, terminated, truncated, info = env.step(outputs["action"][0])
+        start = terminated or truncated
+        if start:
+            episode += 1
+            obs, info = env.reset(seed=episode)
+            state = policy.zero_state()
+    return Observations(np.stack(observations), np.stack(masks) if masks else None, np.array(starts))
 
 
-def export(policy: DeterministicPolicy, example: torch.Tensor, mask: torch.Tensor | None, path: Path) -> None:
-    inputs = (example,) if mask is None else (example, mask)
-    names = ["obs"] + (["action_mask"] if mask is not None else [])
-    outputs = ["action"] + (["value"] if policy.with_value else [])
+def export(policy: DeterministicPolicy, observations: Observations, path: Path) -> None:
+    example = {name: torch.as_tensor(value) for name, value in inputs(
+        policy, observations.obs[:2], None if observations.masks is None else observations.masks[:2],
+        None if not policy.recurrent else np.repeat(policy.zero_state(), 2, axis=1)).items()}
+    batch_axis = {"state": 1, "state_out": 1}  # the state is [k, N, size]; every other input and output [N, ...]
     # The TorchScript exporter (dynamo=False): the torch.export-based one needs onnxscript, a package more for
     # the same graph of a few layers; its deprecation warning is not the user's business.
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), torch.no_grad():  # no_grad: nn.GRU itself, not the update's GRUSequence
         warnings.simplefilter("ignore", DeprecationWarning)
-        torch.onnx.export(policy, inputs, str(path), input_names=names, output_names=outputs, dynamo=False,
-                          dynamic_axes={name: {0: "batch"} for name in names + outputs}, opset_version=17)
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)  # nn.LSTM/GRU check sizes, constants of the model
+        # "define the initial states (h0/c0) as inputs of the model" to vary the batch: they are (state)
+        warnings.filterwarnings("ignore", "Exporting a model to ONNX with a batch_size other than 1", UserWarning)
+        torch.onnx.export(policy, tuple(example[name] for name in policy.input_names), str(path),
+                          input_names=policy.input_names, output_names=policy.output_names, dynamo=False,
+                          dynamic_axes={name: {batch_axis.get(name, 0): "batch"}
+                                        for name in policy.input_names + policy.output_names}, opset_version=17)
 
 
-def check_against_torch(path: Path, policy: DeterministicPolicy, observations: np.ndarray, masks: np.ndarray | None,
+def outputs_on(run: Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]], policy: DeterministicPolicy,
+               observations: Observations) -> dict[str, np.ndarray]:
+    """``run``'s outputs (torch's or onnxruntime's) on all the observations: in one batch, or for a recurrent
+    policy step by step, each runner carrying its own state, zeroed where an episode starts."""
+    if not policy.recurrent:
+        return run(inputs(policy, observations.obs, observations.masks, None))
+    steps, state = [], policy.zero_state()
+    for index, start in enumerate(observations.starts):
+        state = policy.zero_state() if start else state
+        outputs = run(observations.at(policy, index, state))
+        state = outputs.pop("state_out")
+        steps.append(outputs)
+    return {name: np.concatenate([step[name] for step in steps]) for name in steps[0]}
+
+
+def check_against_torch(path: Path, policy: DeterministicPolicy, observations: Observations,
                         discrete: bool) -> dict[str, float]:
     """onnx's checker, then onnxruntime against torch on the observations; raises RuntimeError where they differ.
     Returns milliseconds per single action of each (a batch of one, the deployment case)."""
@@ -129,12 +202,9 @@ def check_against_torch(path: Path, policy: DeterministicPolicy, observations: n
 
     onnx.checker.check_model(onnx.load(str(path)))
     session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    feeds = {"obs": observations, **({"action_mask": masks} if masks is not None else {})}
-    theirs = session.run(None, feeds)
-    with torch.no_grad():
-        ours = policy(torch.as_tensor(observations), None if masks is None else torch.as_tensor(masks))
-    ours = [tensor.numpy() for tensor in (ours if policy.with_value else (ours,))]
-    for name, mine, other in zip(("action", "value"), ours, theirs, strict=False):
+    theirs, ours = outputs_on(onnx_runner(session), policy, observations), outputs_on(policy.run, policy, observations)
+    for name, mine in ours.items():
+        other = theirs[name]
         if name == "action" and discrete:
             if not np.array_equal(mine, other):
                 raise RuntimeError(f"onnxruntime's actions differ from torch's on {int((mine != other).sum())} "
@@ -142,28 +212,18 @@ def check_against_torch(path: Path, policy: DeterministicPolicy, observations: n
         elif not np.allclose(mine, other, rtol=0, atol=CONTINUOUS_TOLERANCE):
             raise RuntimeError(f"onnxruntime's {name} differs from torch's by up to "
                                f"{np.abs(mine - other).max():.3g} (allowed {CONTINUOUS_TOLERANCE})")
-    return time_single_actions(session, policy, observations, masks)
+    return {"onnxruntime_ms": per_action_ms(onnx_runner(session), policy, observations),
+            "torch_ms": per_action_ms(policy.run, policy, observations)}
 
 
-def time_single_actions(session, policy: DeterministicPolicy, observations: np.ndarray, masks: np.ndarray | None,
-                        repeats: int = 200) -> dict[str, float]:
-    def per_call(function) -> float:
-        function(0)
-        start = time.perf_counter()
-        for i in range(repeats):
-            function(i % len(observations))
-        return (time.perf_counter() - start) / repeats * 1e3
-
-    def onnx_one(i: int) -> None:
-        session.run(None, {"obs": observations[i:i + 1],
-                           **({"action_mask": masks[i:i + 1]} if masks is not None else {})})
-
-    def torch_one(i: int) -> None:
-        with torch.no_grad():
-            policy(torch.as_tensor(observations[i:i + 1]),
-                   None if masks is None else torch.as_tensor(masks[i:i + 1]))
-
-    return {"onnxruntime_ms": per_call(onnx_one), "torch_ms": per_call(torch_one)}
+def per_action_ms(run: Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]], policy: DeterministicPolicy,
+                  observations: Observations, repeats: int = 200) -> float:
+    feeds = [observations.at(policy, index, policy.zero_state()) for index in range(repeats)]
+    run(feeds[0])
+    start = time.perf_counter()
+    for one in feeds:
+        run(one)
+    return (time.perf_counter() - start) / repeats * 1e3
 
 
 def output_path(args, loaded: checkpoint.Loaded) -> Path:
@@ -187,9 +247,6 @@ def main(argv: list[str] | None = None) -> int:
             raise UsageError(f"ppo.export needs onnx and onnxruntime: {INSTALL}") from None
         loaded = checkpoint.load(best_model_path(args.path) if args.best else args.path, "argument RUN",
                                  prefer_model=True)
-        if (loaded.payload.get("args") or {}).get("recurrent"):
-            raise UsageError(f"argument RUN: {args.path!r} is a --recurrent run; exporting a policy with a hidden "
-                             "state is not supported yet (play it with python -m ppo.evaluate)")
         return loaded, output_path(args, loaded)
 
     loaded, path = checked(parser, check)
@@ -201,26 +258,26 @@ def main(argv: list[str] | None = None) -> int:
     _, info = env.reset(seed=0)
     with_mask = agent.head.takes_masks and "action_mask" in info
     policy = DeterministicPolicy(agent, normalizer, env.action_space, args.with_value, with_mask).eval()
-    observations, masks = collect_observations(env, policy, CHECK_OBSERVATIONS)
+    observations = collect_observations(env, policy, CHECK_OBSERVATIONS)
     env.close()
     with tempfile.TemporaryDirectory(dir=path.parent) as scratch:  # renamed into place once checked
         candidate = Path(scratch) / path.name
-        export(policy, torch.as_tensor(observations[:2]), None if masks is None else torch.as_tensor(masks[:2]),
-               candidate)
+        export(policy, observations, candidate)
         discrete = not isinstance(env.action_space, gym.spaces.Box)
         try:
-            timing = check_against_torch(candidate, policy, observations, masks, discrete)
+            timing = check_against_torch(candidate, policy, observations, discrete)
         except RuntimeError as error:
             print(f"error: the ONNX model of {loaded.path} failed its check, nothing written: {error}",
                   file=sys.stderr)
             return 1
         candidate.replace(path)
-    inputs = "obs" + (", action_mask" if masks is not None else "")
+    shape = ", ".join(map(str, observations.obs.shape[1:]))
+    state = f", state float32 [{policy.zero_state().shape[0]}, N, {agent.size}]" if policy.recurrent else ""
+    mask = ", action_mask" if policy.with_mask else ""
     print(f"{path}: deterministic policy of {loaded.payload['env_id']} ({loaded.path}, step "
-          f"{loaded.payload.get('global_step', 0):,}); inputs {inputs} {observations.dtype.name} "
-          f"[N, {', '.join(map(str, observations.shape[1:]))}]; checked on {len(observations):,} observations "
-          f"against torch; one action: onnxruntime {timing['onnxruntime_ms']:.3f} ms, torch "
-          f"{timing['torch_ms']:.3f} ms")
+          f"{loaded.payload.get('global_step', 0):,}); inputs obs {observations.obs.dtype.name} [N, {shape}]{state}"
+          f"{mask}; checked on {len(observations.obs):,} observations against torch; one action: onnxruntime "
+          f"{timing['onnxruntime_ms']:.3f} ms, torch {timing['torch_ms']:.3f} ms")
     return 0
 
 

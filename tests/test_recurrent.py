@@ -173,14 +173,40 @@ def test_a_cue_shown_once_is_remembered_by_a_recurrent_policy_only(tmp_path, cap
     resumed = torch.load(run_dir / "model.pt", weights_only=True)
     assert resumed["global_step"] == 20480 and resumed["args"]["recurrent"] == "lstm"
 
-    # ONNX export of a hidden state is not there yet: one line, nothing written
+    # the ONNX export takes the state as an input and gives it back: carried, it names the cue as torch does;
+    # zeroed at every step, the model forgets the cue and scores 0 on average
+    assert onnx_cue_returns(run_dir, tmp_path, capsys, carry=True) == [1.0] * 20
+    assert np.mean(onnx_cue_returns(run_dir, tmp_path, capsys, carry=False)) <= 0.5
+
+
+def onnx_cue_returns(run_dir, tmp_path, capsys, carry: bool) -> list[float]:
+    """Returns of 20 CueMemory episodes played by the run's exported model with onnxruntime alone, its state
+    carried from step to step (zeroed where an episode starts) or zeroed at every step."""
+    import onnxruntime
+
     from ppo import export
-    with pytest.raises(SystemExit) as exit_info:
-        export.main([str(run_dir), "-o", str(tmp_path / "policy.onnx")])
-    assert exit_info.value.code == 2
-    err = capsys.readouterr().err
-    assert len(err.strip().splitlines()) == 1 and "--recurrent" in err, err
-    assert not (tmp_path / "policy.onnx").exists()
+    from ppo.evaluate import make_env
+
+    assert export.main([str(run_dir), "-o", str(tmp_path / "policy.onnx")]) == 0
+    assert "checked on 1,000 observations" in capsys.readouterr().out
+    session = onnxruntime.InferenceSession(str(tmp_path / "policy.onnx"))
+    assert [given.name for given in session.get_inputs()] == ["obs", "state"]
+    layers, _, size = session.get_inputs()[1].shape  # [2 (LSTM: h, c) or 1 (GRU), batch, size]
+    zero = np.zeros((layers, 1, size), np.float32)
+    payload = torch.load(run_dir / "model.pt", weights_only=True)
+    env, _ = make_env(payload["script"], payload["env_id"], payload["args"])
+    returns = []
+    for episode in range(20):
+        obs, _ = env.reset(seed=episode)
+        state, total, done = zero, 0.0, False
+        while not done:
+            action, state = session.run(["action", "state_out"], {"obs": obs[None], "state": state})
+            state = state if carry else zero
+            obs, reward, terminated, truncated, _ = env.step(action[0])
+            total, done = total + reward, terminated or truncated
+        returns.append(total)
+    env.close()
+    return returns
 
 
 @pytest.mark.slow
@@ -188,6 +214,7 @@ def test_a_gru_with_its_own_size_learns_the_cue(tmp_path, capsys):
     score, run_dir = train(tmp_path, capsys, "--recurrent", "gru", "--recurrent-size", "32")
     assert score >= 0.9
     assert torch.load(run_dir / "model.pt", weights_only=True)["model"]["rnn.weight_hh_l0"].shape == (3 * 32, 32)
+    assert onnx_cue_returns(run_dir, tmp_path, capsys, carry=True) == [1.0] * 20
 
 
 @pytest.mark.parametrize("flags, mentions", [
@@ -243,6 +270,15 @@ def test_main_atari_recurrent_stacks_one_frame(tmp_path, capsys):
     saved = torch.load(only_run_dir(tmp_path) / "model.pt", weights_only=True)
     assert saved["model"]["encoder.trunk.0.0.weight"].shape[1] == 1  # one frame, not 4
     assert saved["model"]["rnn.weight_hh_l0"].shape == (4 * 128, 128)  # CleanRL's Atari LSTM size
+    # the CNN and the LSTM export together, checked against torch over 1,000 steps of real games
+    import onnxruntime
+
+    from ppo import export
+    assert export.main([str(only_run_dir(tmp_path))]) == 0
+    assert "checked on 1,000 observations" in capsys.readouterr().out
+    session = onnxruntime.InferenceSession(str(only_run_dir(tmp_path) / "policy.onnx"))
+    assert [(given.name, given.shape) for given in session.get_inputs()] == [
+        ("obs", ["batch", 1, 84, 84]), ("state", [2, "batch", 128])]
 
 
 @pytest.mark.slow
@@ -257,3 +293,27 @@ def test_two_ranks_train_a_recurrent_policy(tmp_path):
     assert out.count("1,024 steps in") == 1  # rank 0's summary; the global step counts both ranks' envs
     saved = torch.load(only_run_dir(tmp_path) / "model.pt", weights_only=True)
     assert saved["world_size"] == 2 and saved["args"]["recurrent"] == "lstm"
+
+
+def test_the_gru_sequence_has_nn_grus_gradients():
+    """networks/gru.py's hand-written backward against autograd through nn.GRU, in float64 so that any
+    difference above rounding is a wrong derivative; with a non-zero initial state and biases."""
+    from networks.gru import GRUSequence
+
+    torch.manual_seed(0)
+    gru = torch.nn.GRU(5, 7).double()
+    for param in gru.parameters():
+        torch.nn.init.normal_(param)
+    x = torch.randn(6, 3, 5, dtype=torch.float64, requires_grad=True)
+    h0 = torch.randn(1, 3, 7, dtype=torch.float64, requires_grad=True)
+    weight = torch.randn(6, 3, 7, dtype=torch.float64)  # a loss that weighs every output differently
+    inputs = [x, h0, *gru.parameters()]
+
+    def gradients(outputs):
+        return torch.autograd.grad((outputs * weight).sum(), inputs)
+
+    ours = GRUSequence.apply(x, h0, gru, gru.weight_ih_l0, gru.weight_hh_l0, gru.bias_ih_l0, gru.bias_hh_l0)
+    theirs = gru(x, h0)[0]
+    torch.testing.assert_close(ours, theirs, rtol=0, atol=0)
+    for mine, expected in zip(gradients(ours), gradients(theirs), strict=True):
+        torch.testing.assert_close(mine, expected, rtol=1e-10, atol=1e-12)

@@ -113,7 +113,8 @@ def test_a_study_stopped_mid_trial_goes_on_with_the_same_command(signum, tmp_pat
     again = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, timeout=900)
     assert again.returncode == 0, again.stderr
     study = load(study_dir)
-    assert states(study)["interrupted"] == 1 and tune.finished(study) == 2  # none lost, none run twice
+    assert states(study)["interrupted"] == 1 and tune.finished(study) == 2, (  # none lost, none run twice
+        states(study), [(t.number, t.state.name, t.user_attrs.get("error")) for t in study.trials])
     assert study.trials[0].state == optuna.trial.TrialState.FAIL and "error" not in study.trials[0].user_attrs
 
 
