@@ -38,7 +38,7 @@ PRESETS = {
     # the figure measures the trainers rather than the env (CarRacing-v3 steps about 180 times a second a core).
     "image": dict(script="main.py", env_id="tests.image_envs:PixelCue-v0", env_kwargs={"size": 64}, num_envs=4,
                   steps=16_384),
-    # --recurrent lstm: CartPoleNoVel-v1's --tuned row (8 envs x 32 steps, 20 epochs of one minibatch), beside
+    # --recurrent lstm: CartPoleNoVel-v1's --tuned row (8 envs x 32 steps, 10 epochs of one minibatch), beside
     # sb3-contrib's RecurrentPPO with the same row (bench/learning.py sb3_like_model).
     "memory": dict(script="main.py", env_id="CartPoleNoVel-v1", num_envs=8, steps=40_960, extra=["--tuned"]),
 }

@@ -55,8 +55,12 @@ def test_every_row_is_a_valid_command_line():
         assert set(row.flags) <= set(parser_dests), env_id
         args = parse(["--tuned", "--environment-id", env_id])
         assert (args.num_envs * args.num_steps_collected) % args.num_mini_batches == 0, env_id
-        if args.recurrent:  # a minibatch is whole envs' rollouts
-            assert args.num_envs % args.num_mini_batches == 0, env_id
+        if args.recurrent:  # a minibatch is whole envs' rollouts, or pieces of --sequence-length steps
+            pieces_per_env = 1
+            if args.sequence_length:
+                assert args.num_steps_collected % args.sequence_length == 0, env_id
+                pieces_per_env = args.num_steps_collected // args.sequence_length
+            assert (args.num_envs * pieces_per_env) % args.num_mini_batches == 0, env_id
         assert row.source.startswith(("rl-baselines3-zoo hyperparams/ppo.yml", "rl-baselines3-zoo hyperparams/"
                                       "ppo_lstm.yml", "CleanRL ")), env_id  # named
 
