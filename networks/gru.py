@@ -4,7 +4,8 @@ PyTorch's CPU GRU records every step's gate operations for autograd and walks th
 LSTM has a fused kernel: at the sizes of the NoVel rows a GRU's forward and backward cost 4.6 times an LSTM's
 (docs/memory.md, Speed). ``GRUSequence`` runs nn.GRU's own forward without recording, then in backward recomputes
 all the gates at once from the outputs it saved (every step's previous hidden state is known) and walks back
-through time with one multiply and one matrix product a step. The same function as nn.GRU, the same parameters;
+through time with one multiply and one matrix product a step, over the whole rollout at once (nn.GRU needs one
+call per stretch without an episode start). The same function as nn.GRU, the same parameters;
 ``tests/test_recurrent.py::test_the_gru_sequence_has_nn_grus_gradients`` holds its gradients to nn.GRU's.
 
 The GRU (PyTorch's convention, gates r, z, n in that order in the weights):
@@ -14,27 +15,33 @@ The GRU (PyTorch's convention, gates r, z, n in that order in the weights):
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
-from torch import nn
 
 
 class GRUSequence(torch.autograd.Function):
     @staticmethod
     @torch.amp.custom_fwd(device_type="cpu", cast_inputs=torch.float32)  # --bf16: the recurrence in float32
-    def forward(ctx, x: torch.Tensor, h0: torch.Tensor, gru: nn.GRU, *weights: torch.Tensor) -> torch.Tensor:
-        """``x`` [T, B, F], ``h0`` [1, B, H] -> outputs [T, B, H] (the last is the final state)."""
+    def forward(ctx, x: torch.Tensor, h0: torch.Tensor, starts: torch.Tensor,
+                run: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]],
+                *weights: torch.Tensor) -> torch.Tensor:
+        """``x`` [T, B, F] from ``h0`` [1, B, H], each env's state zeroed where ``starts`` [T, B] says an episode
+        begins -> outputs [T, B, H] (the last is the final state). ``run`` is nn.GRU over such a sequence
+        (RecurrentActorCritic.recur_in_chunks), run here without recording."""
         with torch.no_grad():
-            out, _ = gru(x, h0)
-        ctx.save_for_backward(x, h0, out, *weights)
+            out, _ = run(x, h0, starts)
+        ctx.save_for_backward(x, h0, starts, out, *weights)
         return out
 
     @staticmethod
     @torch.amp.custom_bwd(device_type="cpu")
     def backward(ctx, grad_out: torch.Tensor):
-        x, h0, out, w_ih, w_hh, b_ih, b_hh = ctx.saved_tensors
+        x, h0, starts, out, w_ih, w_hh, b_ih, b_hh = ctx.saved_tensors
         steps, batch, inputs = x.shape
         size = h0.shape[-1]
-        h_prev = torch.cat((h0, out[:-1]))  # the state each step read
+        keep = 1.0 - starts.to(x.dtype)
+        h_prev = torch.cat((h0, out[:-1])) * keep[:, :, None]  # the state each step read
         gi = torch.addmm(b_ih, x.reshape(-1, inputs), w_ih.t()).view(steps, batch, 3, size)
         gh = torch.addmm(b_hh, h_prev.reshape(-1, size), w_hh.t()).view(steps, batch, 3, size)
         r, z = torch.sigmoid(gi[:, :, :2] + gh[:, :, :2]).unbind(2)
@@ -48,15 +55,9 @@ class GRUSequence(torch.autograd.Function):
         dh = torch.zeros(batch, size, dtype=x.dtype, device=x.device)
         for t in range(steps - 1, -1, -1):
             torch.mul((grad_out[t] + dh)[:, None], coefficients[t], out=grads[t])
-            dh = torch.addmm(grads[t, :, 4], grads[t, :, :3].reshape(batch, 3 * size), w_hh)
+            # the state step t read was the previous output times keep[t] (zero where an episode starts)
+            dh = torch.addmm(grads[t, :, 4], grads[t, :, :3].reshape(batch, 3 * size), w_hh) * keep[t, :, None]
         d_gh = grads[:, :, :3].reshape(-1, 3 * size)
         d_gi = grads[:, :, [0, 1, 3]].reshape(-1, 3 * size)
-        return ((d_gi @ w_ih).view(steps, batch, inputs), dh[None], None, d_gi.t() @ x.reshape(-1, inputs),
+        return ((d_gi @ w_ih).view(steps, batch, inputs), dh[None], None, None, d_gi.t() @ x.reshape(-1, inputs),
                 d_gh.t() @ h_prev.reshape(-1, size), d_gi.sum(0), d_gh.sum(0))
-
-
-def gru_sequence(gru: nn.GRU, x: torch.Tensor, h0: torch.Tensor) -> torch.Tensor:
-    """nn.GRU's outputs for ``x`` from ``h0`` (one layer), through GRUSequence where a CPU backward will follow."""
-    if not torch.is_grad_enabled() or x.device.type != "cpu":  # CUDA: cuDNN's GRU is fused already
-        return gru(x, h0)[0]
-    return GRUSequence.apply(x, h0, gru, gru.weight_ih_l0, gru.weight_hh_l0, gru.bias_ih_l0, gru.bias_hh_l0)

@@ -167,7 +167,7 @@ def export(policy: DeterministicPolicy, observations: Observations, path: Path) 
     batch_axis = {"state": 1, "state_out": 1}  # the state is [k, N, size]; every other input and output [N, ...]
     # The TorchScript exporter (dynamo=False): the torch.export-based one needs onnxscript, a package more for
     # the same graph of a few layers; its deprecation warning is not the user's business.
-    with warnings.catch_warnings(), torch.no_grad():  # no_grad: nn.GRU itself, not the update's GRUSequence
+    with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore", DeprecationWarning)
         warnings.simplefilter("ignore", torch.jit.TracerWarning)  # nn.LSTM/GRU check sizes, constants of the model
         # "define the initial states (h0/c0) as inputs of the model" to vary the batch: they are (state)

@@ -189,8 +189,16 @@ class Objective:
         steps = int(args.fixed[args.fixed.index("--num-steps-collected") + 1]) \
             if "--num-steps-collected" in args.fixed else 2048
         self.min_eval = self.num_envs * steps
+        self.running: set[int] = set()  # numbers of this process's trials in progress
 
     def __call__(self, trial: Any) -> float:
+        self.running.add(trial.number)
+        try:
+            return self.run_trial(trial)
+        finally:
+            self.running.discard(trial.number)
+
+    def run_trial(self, trial: Any) -> float:
         flags = sample(trial, self.args.fixed, self.args.script, self.num_envs)
         trial.set_user_attr("flags", flags)
         rollout = self.num_envs * int(flags[flags.index("--num-steps-collected") + 1]) \
@@ -243,6 +251,21 @@ def report(study: Any, study_dir: Path | None, top: int = 5) -> None:
         (study_dir / "best.json").write_text(json.dumps({
             "study": study.study_name, "trial": best.number, "value": best.value, "params": best.params,
             "flags": best.user_attrs["flags"], "command": command}, indent=2) + "\n")
+
+
+def fail_left_running(study: Any, numbers: set[int]) -> None:
+    """Fails this process's trials that a Ctrl-C left RUNNING: where it lands outside the objective, or in the middle
+    of Optuna's own write, Optuna does not fail the trial, which then waits for the heartbeat's grace period."""
+    import optuna
+
+    for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+        if trial.number in numbers:
+            for _ in range(2):  # a write cut short leaves the session to be rolled back by the first try
+                try:
+                    study.tell(trial.number, state=optuna.trial.TrialState.FAIL)
+                    break
+                except Exception:  # noqa: BLE001 - already finished, or the storage's first answer after the cut
+                    continue
 
 
 def trial_states(study: Any) -> dict[str, int]:
@@ -342,6 +365,7 @@ def main(argv: list[str] | None = None) -> int:
             study.optimize(objective, n_trials=None, n_jobs=args.jobs, catch=(TrialError,),
                            callbacks=[stop_when_done])
         except KeyboardInterrupt:  # Optuna has failed the trial in progress: it shows as interrupted
+            fail_left_running(study, objective.running)
             print(f"stopped; the same command goes on with the study's {finished(study)} finished trials",
                   file=sys.stderr)
             return 130

@@ -296,8 +296,9 @@ def test_two_ranks_train_a_recurrent_policy(tmp_path):
 
 
 def test_the_gru_sequence_has_nn_grus_gradients():
-    """networks/gru.py's hand-written backward against autograd through nn.GRU, in float64 so that any
-    difference above rounding is a wrong derivative; with a non-zero initial state and biases."""
+    """networks/gru.py's hand-written backward against autograd through nn.GRU run step by step (the state zeroed
+    where an episode starts), in float64 so that any difference above rounding is a wrong derivative; with a
+    non-zero initial state and biases, and episode starts inside the sequence."""
     from networks.gru import GRUSequence
 
     torch.manual_seed(0)
@@ -306,14 +307,24 @@ def test_the_gru_sequence_has_nn_grus_gradients():
         torch.nn.init.normal_(param)
     x = torch.randn(6, 3, 5, dtype=torch.float64, requires_grad=True)
     h0 = torch.randn(1, 3, 7, dtype=torch.float64, requires_grad=True)
+    starts = torch.zeros(6, 3, dtype=torch.bool)
+    starts[0, 1] = starts[2, 0] = starts[3, 0] = starts[4, 2] = True
     weight = torch.randn(6, 3, 7, dtype=torch.float64)  # a loss that weighs every output differently
     inputs = [x, h0, *gru.parameters()]
+
+    def step_by_step(x, h, starts):
+        outputs = []
+        for t in range(len(x)):
+            output, h = gru(x[t:t + 1], h * (~starts[t]).to(h.dtype)[None, :, None])
+            outputs.append(output)
+        return torch.cat(outputs), h
 
     def gradients(outputs):
         return torch.autograd.grad((outputs * weight).sum(), inputs)
 
-    ours = GRUSequence.apply(x, h0, gru, gru.weight_ih_l0, gru.weight_hh_l0, gru.bias_ih_l0, gru.bias_hh_l0)
-    theirs = gru(x, h0)[0]
+    ours = GRUSequence.apply(x, h0, starts, step_by_step, gru.weight_ih_l0, gru.weight_hh_l0, gru.bias_ih_l0,
+                             gru.bias_hh_l0)
+    theirs = step_by_step(x, h0, starts)[0]
     torch.testing.assert_close(ours, theirs, rtol=0, atol=0)
     for mine, expected in zip(gradients(ours), gradients(theirs), strict=True):
         torch.testing.assert_close(mine, expected, rtol=1e-10, atol=1e-12)

@@ -135,3 +135,15 @@ def test_a_study_name_that_tunes_another_env_is_refused(tmp_path):
     result = subprocess.run([sys.executable, "-m", "ppo.tune", *SHORT, "--study-name", "mine", "--storage", storage,
                              "--study-dir", str(tmp_path / "s")], capture_output=True, text=True, cwd=ROOT)
     assert result.returncode == 2 and "Acrobot-v1" in result.stderr and result.stderr.count("\n") == 1
+
+
+def test_a_ctrl_c_that_left_a_trial_running_fails_only_this_processes_trials():
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study()
+    mine, another_machines = study.ask(), study.ask()
+    done = study.ask()
+    study.tell(done, 1.0)
+    tune.fail_left_running(study, {mine.number, done.number})
+    assert [t.state for t in study.trials] == [optuna.trial.TrialState.FAIL, optuna.trial.TrialState.RUNNING,
+                                               optuna.trial.TrialState.COMPLETE]
+    assert states(study)["interrupted"] == 1
