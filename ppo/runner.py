@@ -44,8 +44,12 @@ def parse_arguments(parser: TrainingParser, argv: list[str] | None, script: str
     --tuned, the env's row of ppo/tuned.py as defaults under the command line's flags."""
     args = parser.parse_args(argv)
     if getattr(args, "tuned", False) and args.resume is None:
-        parser.set_defaults(**checked(parser, lambda: tuned_flags(args.environment_id)))
+        row = checked(parser, lambda: tuned_flags(args.environment_id))
+        parser.set_defaults(**row)
         args = parser.parse_args(argv)
+        if row.get("recurrent") and not args.recurrent:  # --no-recurrent: the row's sequence pieces go with it
+            parser.set_defaults(sequence_length=None)
+            args = parser.parse_args(argv)
     if args.resume is None:
         return args, None
     return checked(parser, lambda: resumed_arguments(parser, args, script))

@@ -7,6 +7,8 @@ from conftest import only_run_dir
 
 import main
 from ppo import evaluate
+from ppo.cli import UsageError
+from ppo.config import check_batch
 from ppo.runner import parse_arguments
 from ppo.tuned import TUNED
 
@@ -44,6 +46,11 @@ def test_a_switch_a_row_turns_off_or_on_can_be_turned_back_on_the_command_line()
     assert not off.normalize_observation and not off.normalize_any_observation
     novel = ["--tuned", "--environment-id", "CartPoleNoVel-v1"]  # the row without its memory, for comparison
     assert (parse(novel).recurrent, parse([*novel, "--no-recurrent"]).recurrent) == ("gru", None)
+    # ... and the row's --sequence-length goes with its memory; one given on the command line is still refused
+    pendulum = ["--tuned", "--environment-id", "PendulumNoVel-v1"]
+    assert (parse(pendulum).sequence_length, parse([*pendulum, "--no-recurrent"]).sequence_length) == (128, None)
+    with pytest.raises(UsageError, match="--sequence-length"):
+        check_batch(parse([*pendulum, "--no-recurrent", "--sequence-length", "64"]))
     # Without --tuned the twins change nothing: they restore the defaults.
     assert vars(parse(["--anneal-lr", "--ortho-init", "--clip-value-loss", "--no-anneal-clip",
                        "--normalize-reward", "--no-recurrent"])) == vars(parse([]))
@@ -54,6 +61,9 @@ def test_every_row_is_a_valid_command_line():
     for env_id, row in TUNED.items():
         assert set(row.flags) <= set(parser_dests), env_id
         args = parse(["--tuned", "--environment-id", env_id])
+        check_batch(args)
+        if args.recurrent:  # the row without its memory, for comparison, is a valid command line too
+            check_batch(parse(["--tuned", "--environment-id", env_id, "--no-recurrent"]))
         assert (args.num_envs * args.num_steps_collected) % args.num_mini_batches == 0, env_id
         if args.recurrent:  # a minibatch is whole envs' rollouts, or pieces of --sequence-length steps
             pieces_per_env = 1
