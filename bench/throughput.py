@@ -5,7 +5,7 @@
     python bench/throughput.py --preset atari               # Breakout, main_atari.py defaults
     python bench/throughput.py --preset atari --use-gpu --steps 32768   # both sides on CUDA
     python bench/throughput.py --preset image               # a 64x64 RGB image env of the tests, main.py defaults
-    python bench/throughput.py --preset memory              # CartPoleNoVel-v1's --tuned row, --recurrent lstm,
+    python bench/throughput.py --preset memory              # CartPoleNoVel-v1's --tuned row (its GRU),
                                                             # beside sb3-contrib's RecurrentPPO
     python bench/throughput.py --whole-process --repeats 5  # `python main.py` as a user times it, start-up included
 
@@ -38,7 +38,7 @@ PRESETS = {
     # the figure measures the trainers rather than the env (CarRacing-v3 steps about 180 times a second a core).
     "image": dict(script="main.py", env_id="tests.image_envs:PixelCue-v0", env_kwargs={"size": 64}, num_envs=4,
                   steps=16_384),
-    # --recurrent lstm: CartPoleNoVel-v1's --tuned row (8 envs x 32 steps, 10 epochs of one minibatch), beside
+    # memory: CartPoleNoVel-v1's --tuned row (8 envs x 32 steps, 10 epochs of one minibatch, a GRU), beside
     # sb3-contrib's RecurrentPPO with the same row (bench/learning.py sb3_like_model).
     "memory": dict(script="main.py", env_id="CartPoleNoVel-v1", num_envs=8, steps=40_960, extra=["--tuned"]),
 }

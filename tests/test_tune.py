@@ -140,7 +140,7 @@ def test_a_study_name_that_tunes_another_env_is_refused(tmp_path):
 def test_a_ctrl_c_that_left_a_trial_running_fails_only_this_processes_trials():
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study()
-    mine, another_machines = study.ask(), study.ask()
+    mine, _another_machines = study.ask(), study.ask()
     done = study.ask()
     study.tell(done, 1.0)
     tune.fail_left_running(study, {mine.number, done.number})
