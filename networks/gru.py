@@ -1,12 +1,13 @@
-"""A GRU whose backward pass on the CPU is 1.6 times as fast as nn.GRU's, for the update's replay.
+"""A GRU with a faster backward pass on the CPU than nn.GRU's, for the update's replay.
 
 PyTorch's CPU GRU records every step's gate operations for autograd and walks them back one by one, while its
-LSTM has a fused kernel: at the sizes of the NoVel rows a GRU's forward and backward cost 4.6 times an LSTM's
-(docs/memory.md, Speed). ``GRUSequence`` runs nn.GRU's own forward without recording, then in backward recomputes
-all the gates at once from the outputs it saved (every step's previous hidden state is known) and walks back
-through time with one multiply and one matrix product a step, over the whole rollout at once (nn.GRU needs one
-call per stretch without an episode start). The same function as nn.GRU, the same parameters;
-``tests/test_recurrent.py::test_the_gru_sequence_has_nn_grus_gradients`` holds its gradients to nn.GRU's.
+LSTM has a fused kernel, so at the sizes of the NoVel rows a GRU's forward and backward cost several times an
+LSTM's (docs/memory.md, Speed, has the figures). ``GRUSequence`` runs nn.GRU's own forward without recording, then
+in backward recomputes all the gates at once from the outputs it saved (every step's previous hidden state is
+known) and walks back through time with two multiplies and one matrix product a step, over the whole rollout at
+once (nn.GRU needs one call per stretch without an episode start). The same function as nn.GRU, the same
+parameters; ``tests/test_recurrent.py::test_the_gru_sequence_has_nn_grus_gradients`` holds its gradients to
+nn.GRU's.
 
 The GRU (PyTorch's convention, gates r, z, n in that order in the weights):
     r = σ(W_ir x + b_ir + W_hr h + b_hr)    z = σ(W_iz x + b_iz + W_hz h + b_hz)

@@ -87,13 +87,12 @@ TUNED: dict[str, Row] = {
     # Memory (--recurrent): the zoo's sb3-contrib RecurrentPPO rows, its NoVel envs as wrappers/novel.py registers
     # them. A minibatch here is whole envs' rollouts, so --num-mini-batches divides --num-envs (the zoo's
     # batch_size cuts sequences into pieces of that many samples); its LSTM comes before 64-64 tanh layers, ours
-    # after them (networks/recurrent.py). The CartPole and Pendulum rows take a GRU in place of the zoo's LSTM:
-    # with the LSTM, seeds 1-3 of CartPoleNoVel ended at 204, 162, 388 after 100k steps, with the GRU at 491, 494,
-    # 500; PendulumNoVel's seed 1 at -388 (LSTM) and -220 (GRU); what else each row changes, and why, in
+    # after them (networks/recurrent.py). The CartPole and Pendulum rows take a GRU in place of the zoo's LSTM,
+    # which learned both more slowly here; the runs behind that, and behind what else each row changes, are in
     # docs/memory.md.
     "CartPoleNoVel-v1": Row(f"{ZOO_LSTM} CartPoleNoVel-v1's layout (8 envs × 32 steps in one minibatch), a GRU in "
-                            "place of its LSTM, the other values from a ppo.tune study with the GRU (docs/memory.md: "
-                            "the zoo's values scored 413.1 on seeds 1-3 here)", dict(
+                            "place of its LSTM, the other values from a ppo.tune study with the GRU, which learn "
+                            "more steadily than the zoo's here (docs/memory.md)", dict(
         num_envs=8, num_steps_collected=32, num_mini_batches=1, num_epochs=10, learning_rate=1.164e-3,
         gae_gamma=0.9905, gae_lambda=0.9994, clip_coeff=0.2, ent_loss_coeff=0.002682, value_loss_coeff=0.7869,
         max_gradient=1.726, clip_value_loss=True, hidden_sizes=[64], activation="relu", normalize_observation=True,
