@@ -202,7 +202,8 @@ def check_against_torch(path: Path, policy: DeterministicPolicy, observations: O
 
     onnx.checker.check_model(onnx.load(str(path)))
     session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    theirs, ours = outputs_on(onnx_runner(session), policy, observations), outputs_on(policy.run, policy, observations)
+    onnx_run = onnx_runner(session)
+    theirs, ours = outputs_on(onnx_run, policy, observations), outputs_on(policy.run, policy, observations)
     for name, mine in ours.items():
         other = theirs[name]
         if name == "action" and discrete:
@@ -212,7 +213,7 @@ def check_against_torch(path: Path, policy: DeterministicPolicy, observations: O
         elif not np.allclose(mine, other, rtol=0, atol=CONTINUOUS_TOLERANCE):
             raise RuntimeError(f"onnxruntime's {name} differs from torch's by up to "
                                f"{np.abs(mine - other).max():.3g} (allowed {CONTINUOUS_TOLERANCE})")
-    return {"onnxruntime_ms": per_action_ms(onnx_runner(session), policy, observations),
+    return {"onnxruntime_ms": per_action_ms(onnx_run, policy, observations),
             "torch_ms": per_action_ms(policy.run, policy, observations)}
 
 
