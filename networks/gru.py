@@ -1,22 +1,21 @@
-"""A GRU with a faster backward pass on the CPU than nn.GRU's, for the update's replay.
+"""A GRU over a whole rollout, forward and backward written out, for the update's replay on the CPU.
 
 PyTorch's CPU GRU records every step's gate operations for autograd and walks them back one by one, while its
 LSTM has a fused kernel, so at the sizes of the NoVel rows a GRU's forward and backward cost several times an
-LSTM's (docs/memory.md, Speed, has the figures). ``GRUSequence`` runs nn.GRU's own forward without recording, then
-in backward recomputes all the gates at once from the outputs it saved (every step's previous hidden state is
-known) and walks back through time with two multiplies and one matrix product a step, over the whole rollout at
-once (nn.GRU needs one call per stretch without an episode start). The same function as nn.GRU, the same
-parameters; ``tests/test_recurrent.py::test_the_gru_sequence_has_nn_grus_gradients`` holds its gradients to
+LSTM's (docs/memory.md, Speed, has the figures). ``GRUSequence`` takes the episode starts inside the rollout (the
+state a step reads is the previous output times 0 or 1), so the whole rollout is one call, where nn.GRU needs one
+per stretch without a start. Its forward spends one matrix product and five small in-place ops a step and keeps
+the gates; its backward computes every step's local derivatives at once from them, then walks back through time
+with one matrix product and one multiply-add a step. The same function as nn.GRU, the same parameters;
+``tests/test_recurrent.py::test_the_gru_sequence_has_nn_grus_gradients`` holds its outputs and gradients to
 nn.GRU's.
 
 The GRU (PyTorch's convention, gates r, z, n in that order in the weights):
     r = σ(W_ir x + b_ir + W_hr h + b_hr)    z = σ(W_iz x + b_iz + W_hz h + b_hz)
-    n = tanh(W_in x + b_in + r ⊙ (W_hn h + b_hn))    h' = (1 − z) ⊙ n + z ⊙ h
+    n = tanh(W_in x + b_in + r ⊙ (W_hn h + b_hn))    h' = (1 − z) ⊙ n + z ⊙ h = n + z ⊙ (h − n)
 """
 
 from __future__ import annotations
-
-from collections.abc import Callable
 
 import torch
 
@@ -24,41 +23,70 @@ import torch
 class GRUSequence(torch.autograd.Function):
     @staticmethod
     @torch.amp.custom_fwd(device_type="cpu", cast_inputs=torch.float32)  # --bf16: the recurrence in float32
-    def forward(ctx, x: torch.Tensor, h0: torch.Tensor, starts: torch.Tensor,
-                run: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]],
-                *weights: torch.Tensor) -> torch.Tensor:
+    def forward(ctx, x: torch.Tensor, h0: torch.Tensor, starts: torch.Tensor, w_ih: torch.Tensor,
+                w_hh: torch.Tensor, b_ih: torch.Tensor, b_hh: torch.Tensor) -> torch.Tensor:
         """``x`` [T, B, F] from ``h0`` [1, B, H], each env's state zeroed where ``starts`` [T, B] says an episode
-        begins -> outputs [T, B, H] (the last is the final state). ``run`` is nn.GRU over such a sequence
-        (RecurrentActorCritic.recur_in_chunks), run here without recording."""
-        with torch.no_grad():
-            out, _ = run(x, h0, starts)
-        ctx.save_for_backward(x, h0, starts, out, *weights)
+        begins -> outputs [T, B, H] (the last is the final state)."""
+        steps, batch, inputs = x.shape
+        size = h0.shape[-1]
+        keep = 1.0 - starts.to(x.dtype)
+        gi = torch.addmm(b_ih, x.reshape(-1, inputs), w_ih.t()).view(steps, batch, 3, size)
+        # What each step's W_hh h is added to: the rest of r's and z's pre-activations, and b_hn, so that one addmm
+        # gives both pre-activations and W_hn h + b_hn.
+        b_hh = b_hh.view(3, size)
+        base = torch.cat((gi[:, :, :2] + b_hh[:2], b_hh[2:].expand(steps, batch, 1, size)), dim=2)
+        pre = torch.empty_like(base)  # r's and z's pre-activations, W_hn h + b_hn
+        rz = torch.empty(steps, batch, 2, size, dtype=x.dtype, device=x.device)
+        n = torch.empty(steps, batch, size, dtype=x.dtype, device=x.device)
+        out = torch.empty_like(n)
+        restarts = set(torch.nonzero(starts.any(1)).flatten().tolist())
+        w_hh_t, h = w_hh.t(), h0[0]
+        # Every step's views made once (unbind): indexing a view costs about as much as a small op.
+        for t, (base_t, pre_t, pre_rz, rz_t, r, z, gi_n, gh_n, n_t, out_t) in enumerate(zip(
+                base.flatten(2).unbind(0), pre.flatten(2).unbind(0), pre[:, :, :2].unbind(0), rz.unbind(0),
+                rz[:, :, 0].unbind(0), rz[:, :, 1].unbind(0), gi[:, :, 2].unbind(0), pre[:, :, 2].unbind(0),
+                n.unbind(0), out.unbind(0), strict=True)):
+            if t in restarts:
+                h = h * keep[t, :, None]
+            torch.addmm(base_t, h, w_hh_t, out=pre_t)
+            torch.sigmoid(pre_rz, out=rz_t)
+            torch.addcmul(gi_n, r, gh_n, out=n_t).tanh_()
+            h = torch.lerp(n_t, h, z, out=out_t)  # n + z ⊙ (h − n)
+        ctx.save_for_backward(x, h0, keep, out, rz, n, pre, w_ih, w_hh)
         return out
 
     @staticmethod
     @torch.amp.custom_bwd(device_type="cpu")
     def backward(ctx, grad_out: torch.Tensor):
-        x, h0, starts, out, w_ih, w_hh, b_ih, b_hh = ctx.saved_tensors
+        x, h0, keep, out, rz, n, pre, w_ih, w_hh = ctx.saved_tensors
         steps, batch, inputs = x.shape
         size = h0.shape[-1]
-        keep = 1.0 - starts.to(x.dtype)
         h_prev = torch.cat((h0, out[:-1])) * keep[:, :, None]  # the state each step read
-        gi = torch.addmm(b_ih, x.reshape(-1, inputs), w_ih.t()).view(steps, batch, 3, size)
-        gh = torch.addmm(b_hh, h_prev.reshape(-1, size), w_hh.t()).view(steps, batch, 3, size)
-        r, z = torch.sigmoid(gi[:, :, :2] + gh[:, :, :2]).unbind(2)
-        n = torch.tanh(gi[:, :, 2] + r * gh[:, :, 2])
+        r, z = rz.unbind(2)
+        gh_n = pre[:, :, 2]
         # dL/dh' times each of these gives: the pre-activations of r and z, W_hn h + b_hn, the pre-activation of
         # n, and the part of dL/dh that goes straight to h through z ⊙ h.
         to_n = (1 - z) * (1 - n * n)
-        coefficients = torch.stack((to_n * gh[:, :, 2] * r * (1 - r), (h_prev - n) * z * (1 - z), to_n * r, to_n, z),
-                                   dim=2)
-        grads = torch.empty(steps, batch, 5, size, dtype=x.dtype, device=x.device)
-        dh = torch.zeros(batch, size, dtype=x.dtype, device=x.device)
+        coefficients = torch.empty(steps, batch, 5, size, dtype=x.dtype, device=x.device)
+        r_coefficient, z_coefficient, gh_n_coefficient, n_coefficient, direct_coefficient = coefficients.unbind(2)
+        torch.mul(to_n * gh_n, r * (1 - r), out=r_coefficient)
+        torch.mul((h_prev - n) * z, 1 - z, out=z_coefficient)
+        torch.mul(to_n, r, out=gh_n_coefficient)
+        n_coefficient.copy_(to_n)
+        direct_coefficient.copy_(z)
+        # dL/dh' of step t is grad_out[t] plus keep[t + 1] · dL/dh of step t + 1: each step's own part for all
+        # steps at once, then the loop adds the part from the step after it.
+        grads = grad_out[:, :, None] * coefficients
+        restarts = set(torch.nonzero(keep[1:].ne(1).any(1)).flatten().add(1).tolist())
+        gh_rows = grads[:, :, :3].flatten(2).unbind(0)  # [B, 3H] views: what W_hh h receives
+        direct = grads[:, :, 4].unbind(0)
+        previous = (None, *grads[:-1].unbind(0))
+        own = (None, *coefficients[:-1].unbind(0))
         for t in range(steps - 1, -1, -1):
-            torch.mul((grad_out[t] + dh)[:, None], coefficients[t], out=grads[t])
-            # the state step t read was the previous output times keep[t] (zero where an episode starts)
-            dh = torch.addmm(grads[t, :, 4], grads[t, :, :3].reshape(batch, 3 * size), w_hh) * keep[t, :, None]
+            dh = torch.addmm(direct[t], gh_rows[t], w_hh)  # dL/d(the state step t read)
+            if t:
+                previous[t].addcmul_((dh * keep[t, :, None] if t in restarts else dh)[:, None], own[t])
         d_gh = grads[:, :, :3].reshape(-1, 3 * size)
-        d_gi = grads[:, :, [0, 1, 3]].reshape(-1, 3 * size)
-        return ((d_gi @ w_ih).view(steps, batch, inputs), dh[None], None, None, d_gi.t() @ x.reshape(-1, inputs),
-                d_gh.t() @ h_prev.reshape(-1, size), d_gi.sum(0), d_gh.sum(0))
+        d_gi = torch.cat((grads[:, :, :2], grads[:, :, 3:4]), dim=2).view(-1, 3 * size)
+        return ((d_gi @ w_ih).view(steps, batch, inputs), (dh * keep[0, :, None])[None], None,
+                d_gi.t() @ x.reshape(-1, inputs), d_gh.t() @ h_prev.reshape(-1, size), d_gi.sum(0), d_gh.sum(0))
