@@ -4,11 +4,11 @@ PyTorch's CPU GRU records every step's gate operations for autograd and walks th
 LSTM has a fused kernel, so at the sizes of the NoVel rows a GRU's forward and backward cost several times an
 LSTM's (docs/memory.md, Speed, has the figures). ``GRUSequence`` takes the episode starts inside the rollout (the
 state a step reads is the previous output times 0 or 1), so the whole rollout is one call, where nn.GRU needs one
-per stretch without a start. Its forward spends one matrix product and five small in-place ops a step and keeps
-the gates; its backward computes every step's local derivatives at once from them, then walks back through time
-with one matrix product and one multiply-add a step. The same function as nn.GRU, the same parameters;
-``tests/test_recurrent.py::test_the_gru_sequence_has_nn_grus_gradients`` holds its outputs and gradients to
-nn.GRU's.
+per stretch without a start. Its forward spends one matrix product and four small ops a step, written in place,
+and keeps the gates; its backward computes every step's local derivatives at once from them, then walks back
+through time with one matrix product and one multiply-add a step. The same function as nn.GRU, the same
+parameters; ``tests/test_recurrent.py::test_the_gru_sequence_has_nn_grus_gradients`` holds its outputs and
+gradients to nn.GRU's.
 
 The GRU (PyTorch's convention, gates r, z, n in that order in the weights):
     r = σ(W_ir x + b_ir + W_hr h + b_hr)    z = σ(W_iz x + b_iz + W_hz h + b_hz)
@@ -53,6 +53,7 @@ class GRUSequence(torch.autograd.Function):
             torch.addcmul(gi_n, r, gh_n, out=n_t).tanh_()
             h = torch.lerp(n_t, h, z, out=out_t)  # n + z ⊙ (h − n)
         ctx.save_for_backward(x, h0, keep, out, rz, n, pre, w_ih, w_hh)
+        ctx.restarts = restarts
         return out
 
     @staticmethod
@@ -67,26 +68,19 @@ class GRUSequence(torch.autograd.Function):
         # dL/dh' times each of these gives: the pre-activations of r and z, W_hn h + b_hn, the pre-activation of
         # n, and the part of dL/dh that goes straight to h through z ⊙ h.
         to_n = (1 - z) * (1 - n * n)
-        coefficients = torch.empty(steps, batch, 5, size, dtype=x.dtype, device=x.device)
-        r_coefficient, z_coefficient, gh_n_coefficient, n_coefficient, direct_coefficient = coefficients.unbind(2)
-        torch.mul(to_n * gh_n, r * (1 - r), out=r_coefficient)
-        torch.mul((h_prev - n) * z, 1 - z, out=z_coefficient)
-        torch.mul(to_n, r, out=gh_n_coefficient)
-        n_coefficient.copy_(to_n)
-        direct_coefficient.copy_(z)
+        coefficients = torch.stack((to_n * gh_n * r * (1 - r), (h_prev - n) * z * (1 - z), to_n * r, to_n, z), dim=2)
         # dL/dh' of step t is grad_out[t] plus keep[t + 1] · dL/dh of step t + 1: each step's own part for all
         # steps at once, then the loop adds the part from the step after it.
         grads = grad_out[:, :, None] * coefficients
-        restarts = set(torch.nonzero(keep[1:].ne(1).any(1)).flatten().add(1).tolist())
-        gh_rows = grads[:, :, :3].flatten(2).unbind(0)  # [B, 3H] views: what W_hh h receives
-        direct = grads[:, :, 4].unbind(0)
-        previous = (None, *grads[:-1].unbind(0))
-        own = (None, *coefficients[:-1].unbind(0))
+        rows, coefficient_rows = grads.unbind(0), coefficients.unbind(0)
+        gh_rows, direct = grads[:, :, :3].flatten(2).unbind(0), grads[:, :, 4].unbind(0)  # [B, 3H] and [B, H]
         for t in range(steps - 1, -1, -1):
             dh = torch.addmm(direct[t], gh_rows[t], w_hh)  # dL/d(the state step t read)
+            if t in ctx.restarts:
+                dh = dh * keep[t, :, None]  # dL/d(the output of step t - 1), or of h0
             if t:
-                previous[t].addcmul_((dh * keep[t, :, None] if t in restarts else dh)[:, None], own[t])
+                rows[t - 1].addcmul_(dh[:, None], coefficient_rows[t - 1])
         d_gh = grads[:, :, :3].reshape(-1, 3 * size)
         d_gi = torch.cat((grads[:, :, :2], grads[:, :, 3:4]), dim=2).view(-1, 3 * size)
-        return ((d_gi @ w_ih).view(steps, batch, inputs), (dh * keep[0, :, None])[None], None,
+        return ((d_gi @ w_ih).view(steps, batch, inputs), dh[None], None,
                 d_gi.t() @ x.reshape(-1, inputs), d_gh.t() @ h_prev.reshape(-1, size), d_gi.sum(0), d_gh.sum(0))
