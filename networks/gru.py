@@ -68,7 +68,8 @@ class GRUSequence(torch.autograd.Function):
         # dL/dh' times each of these gives: the pre-activations of r and z, W_hn h + b_hn, the pre-activation of
         # n, and the part of dL/dh that goes straight to h through z ⊙ h.
         to_n = (1 - z) * (1 - n * n)
-        coefficients = torch.stack((to_n * gh_n * r * (1 - r), (h_prev - n) * z * (1 - z), to_n * r, to_n, z), dim=2)
+        coefficients = torch.stack((to_n * gh_n * (r * (1 - r)), (h_prev - n) * z * (1 - z), to_n * r, to_n, z),
+                                   dim=2)
         # dL/dh' of step t is grad_out[t] plus keep[t + 1] · dL/dh of step t + 1: each step's own part for all
         # steps at once, then the loop adds the part from the step after it.
         grads = grad_out[:, :, None] * coefficients
