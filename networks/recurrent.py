@@ -91,7 +91,7 @@ class RecurrentActorCritic(ActorCritic):
         """``features`` [T, n, F] through the RNN from ``state``, an env's state zeroed at the steps where
         ``starts`` [T, n] says its episode begins."""
         if self.kind == "gru" and torch.is_grad_enabled() and features.device.type == "cpu":
-            # networks/gru.py: the whole rollout in one call, a faster backward (CUDA: cuDNN's GRU is fused already)
+            # networks/gru.py: the whole rollout in one call, faster both ways (CUDA: cuDNN's GRU is fused already)
             rnn = self.rnn
             output = GRUSequence.apply(features, state, starts, rnn.weight_ih_l0, rnn.weight_hh_l0, rnn.bias_ih_l0,
                                        rnn.bias_hh_l0)

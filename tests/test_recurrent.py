@@ -299,9 +299,9 @@ def test_two_ranks_train_a_recurrent_policy(tmp_path):
 
 
 def test_the_gru_sequence_has_nn_grus_gradients():
-    """networks/gru.py's hand-written backward against autograd through nn.GRU run step by step (the state zeroed
-    where an episode starts), in float64 so that any difference above rounding is a wrong derivative; with a
-    non-zero initial state and biases, and episode starts inside the sequence."""
+    """networks/gru.py's hand-written forward and backward against nn.GRU run step by step and autograd through it
+    (the state zeroed where an episode starts), in float64 so that any difference above rounding is a wrong output
+    or derivative; with a non-zero initial state and biases, and episode starts inside the sequence."""
     from networks.gru import GRUSequence
 
     torch.manual_seed(0)
