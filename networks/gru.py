@@ -35,36 +35,34 @@ class GRUSequence(torch.autograd.Function):
         # gives both pre-activations and W_hn h + b_hn.
         b_hh = b_hh.view(3, size)
         base = torch.cat((gi[:, :, :2] + b_hh[:2], b_hh[2:].expand(steps, batch, 1, size)), dim=2)
-        pre = torch.empty_like(base)  # r's and z's pre-activations, W_hn h + b_hn
-        rz = torch.empty(steps, batch, 2, size, dtype=x.dtype, device=x.device)
+        gates = torch.empty_like(base)  # r's and z's pre-activations, then r and z in place; W_hn h + b_hn
         n = torch.empty(steps, batch, size, dtype=x.dtype, device=x.device)
         out = torch.empty_like(n)
         restarts = set(torch.nonzero(starts.any(1)).flatten().tolist())
         w_hh_t, h = w_hh.t(), h0[0]
         # Every step's views made once (unbind): indexing a view costs about as much as a small op.
-        for t, (base_t, pre_t, pre_rz, rz_t, r, z, gi_n, gh_n, n_t, out_t) in enumerate(zip(
-                base.flatten(2).unbind(0), pre.flatten(2).unbind(0), pre[:, :, :2].unbind(0), rz.unbind(0),
-                rz[:, :, 0].unbind(0), rz[:, :, 1].unbind(0), gi[:, :, 2].unbind(0), pre[:, :, 2].unbind(0),
+        for t, (base_t, gates_t, rz, r, z, gi_n, gh_n, n_t, out_t) in enumerate(zip(
+                base.flatten(2).unbind(0), gates.flatten(2).unbind(0), gates[:, :, :2].unbind(0),
+                gates[:, :, 0].unbind(0), gates[:, :, 1].unbind(0), gi[:, :, 2].unbind(0), gates[:, :, 2].unbind(0),
                 n.unbind(0), out.unbind(0), strict=True)):
             if t in restarts:
                 h = h * keep[t, :, None]
-            torch.addmm(base_t, h, w_hh_t, out=pre_t)
-            torch.sigmoid(pre_rz, out=rz_t)
+            torch.addmm(base_t, h, w_hh_t, out=gates_t)
+            rz.sigmoid_()
             torch.addcmul(gi_n, r, gh_n, out=n_t).tanh_()
             h = torch.lerp(n_t, h, z, out=out_t)  # n + z ⊙ (h − n)
-        ctx.save_for_backward(x, h0, keep, out, rz, n, pre, w_ih, w_hh)
+        ctx.save_for_backward(x, h0, keep, out, gates, n, w_ih, w_hh)
         ctx.restarts = restarts
         return out
 
     @staticmethod
     @torch.amp.custom_bwd(device_type="cpu")
     def backward(ctx, grad_out: torch.Tensor):
-        x, h0, keep, out, rz, n, pre, w_ih, w_hh = ctx.saved_tensors
+        x, h0, keep, out, gates, n, w_ih, w_hh = ctx.saved_tensors
         steps, batch, inputs = x.shape
         size = h0.shape[-1]
         h_prev = torch.cat((h0, out[:-1])) * keep[:, :, None]  # the state each step read
-        r, z = rz.unbind(2)
-        gh_n = pre[:, :, 2]
+        r, z, gh_n = gates.unbind(2)
         # dL/dh' times each of these gives: the pre-activations of r and z, W_hn h + b_hn, the pre-activation of
         # n, and the part of dL/dh that goes straight to h through z ⊙ h.
         to_n = (1 - z) * (1 - n * n)
