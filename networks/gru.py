@@ -31,25 +31,23 @@ class GRUSequence(torch.autograd.Function):
         size = h0.shape[-1]
         keep = 1.0 - starts.to(x.dtype)
         gi = torch.addmm(b_ih, x.reshape(-1, inputs), w_ih.t()).view(steps, batch, 3, size)
-        # What each step's W_hh h is added to: the rest of r's and z's pre-activations, and b_hn, so that one addmm
-        # gives both pre-activations and W_hn h + b_hn.
+        # Each step's one addmm adds W_hh h, in place, to the rest of r's and z's pre-activations and to b_hn: the
+        # gates tensor then holds both pre-activations (r and z after the sigmoid, in place) and W_hn h + b_hn.
         b_hh = b_hh.view(3, size)
-        base = torch.cat((gi[:, :, :2] + b_hh[:2], b_hh[2:].expand(steps, batch, 1, size)), dim=2)
-        gates = torch.empty_like(base)  # r's and z's pre-activations, then r and z in place; W_hn h + b_hn
-        n = torch.empty(steps, batch, size, dtype=x.dtype, device=x.device)
+        gates = torch.cat((gi[:, :, :2] + b_hh[:2], b_hh[2:].expand(steps, batch, 1, size)), dim=2)
+        n = gi[:, :, 2].clone()  # W_in x + b_in, to which each step adds r ⊙ (W_hn h + b_hn) in place
         out = torch.empty_like(n)
         restarts = set(torch.nonzero(starts.any(1)).flatten().tolist())
         w_hh_t, h = w_hh.t(), h0[0]
         # Every step's views made once (unbind): indexing a view costs about as much as a small op.
-        for t, (base_t, gates_t, rz, r, z, gi_n, gh_n, n_t, out_t) in enumerate(zip(
-                base.flatten(2).unbind(0), gates.flatten(2).unbind(0), gates[:, :, :2].unbind(0),
-                gates[:, :, 0].unbind(0), gates[:, :, 1].unbind(0), gi[:, :, 2].unbind(0), gates[:, :, 2].unbind(0),
-                n.unbind(0), out.unbind(0), strict=True)):
+        for t, (gates_t, rz, r, z, gh_n, n_t, out_t) in enumerate(zip(
+                gates.flatten(2).unbind(0), gates[:, :, :2].unbind(0), gates[:, :, 0].unbind(0),
+                gates[:, :, 1].unbind(0), gates[:, :, 2].unbind(0), n.unbind(0), out.unbind(0), strict=True)):
             if t in restarts:
                 h = h * keep[t, :, None]
-            torch.addmm(base_t, h, w_hh_t, out=gates_t)
+            gates_t.addmm_(h, w_hh_t)
             rz.sigmoid_()
-            torch.addcmul(gi_n, r, gh_n, out=n_t).tanh_()
+            n_t.addcmul_(r, gh_n).tanh_()
             h = torch.lerp(n_t, h, z, out=out_t)  # n + z ⊙ (h − n)
         ctx.save_for_backward(x, h0, keep, out, gates, n, w_ih, w_hh)
         ctx.restarts = restarts
